@@ -1,0 +1,25 @@
+"""Typed exceptions raised by the pipeline API.
+
+Every error a user can cause is a `BacklotError`; the CLI prints its message on one
+line and exits with code 2. Messages say what is wrong and what to do.
+"""
+
+
+class BacklotError(Exception):
+    """Base class for errors a user or script can act on."""
+
+
+class InvalidInputError(BacklotError, ValueError):
+    """Malformed reference, bad name, invalid status, unreadable file, ..."""
+
+
+class NotFoundError(BacklotError, LookupError):
+    """An unknown project, sequence, shot, asset or version."""
+
+
+class ConflictError(BacklotError):
+    """A duplicate code, or a write that contradicts what is stored."""
+
+
+class DatabaseError(BacklotError):
+    """The database cannot be reached, started, or is at the wrong schema revision."""

@@ -1,0 +1,48 @@
+"""The tracker: projects, sequences, shots, assets, versions, statuses, notes, events.
+
+Every function takes a SQLAlchemy `Session` first and works inside the caller's
+transaction (`with pipeline.session() as s: ...` commits once at the end).
+"""
+
+from pipeline.tracker.assets import create_asset, get_asset, list_assets
+from pipeline.tracker.events import list_events, record_event
+from pipeline.tracker.projects import (
+    create_project,
+    create_sequence,
+    create_shot,
+    get_project,
+    get_shot,
+    list_projects,
+    list_sequences,
+    list_shots,
+    parse_fps,
+    set_stale_policy,
+)
+from pipeline.tracker.records import (
+    AssetRecord,
+    FileRecord,
+    InputRecord,
+    NoteRecord,
+    ProjectRecord,
+    SequenceRecord,
+    ShotRecord,
+    VersionRecord,
+)
+from pipeline.tracker.versions import (
+    add_note,
+    canonical_recipe,
+    get_version,
+    list_notes,
+    list_versions,
+    publish_version,
+    resolve_version,
+    set_status,
+)
+
+__all__ = [
+    "AssetRecord", "FileRecord", "InputRecord", "NoteRecord", "ProjectRecord", "SequenceRecord", "ShotRecord",
+    "VersionRecord", "add_note", "canonical_recipe", "create_asset", "create_project", "create_sequence",
+    "create_shot", "get_asset", "get_project", "get_shot", "get_version", "list_assets", "list_events",
+    "list_notes", "list_projects", "list_sequences", "list_shots", "list_versions", "parse_fps",
+    "publish_version", "record_event", "resolve_version", "set_stale_policy", "set_status",
+]

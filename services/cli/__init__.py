@@ -1,0 +1,1 @@
+"""The `backlot` command line."""

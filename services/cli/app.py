@@ -1,0 +1,23 @@
+"""The `backlot` command: typer app assembled from the command modules."""
+
+from __future__ import annotations
+
+import typer
+
+from services.cli import db_cmds, demo, tracker_cmds
+
+app = typer.Typer(help="Backlot: asset tracking and generation pipeline for films made with custom models.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(db_cmds.app, name="db")
+app.add_typer(tracker_cmds.project_app, name="project")
+app.add_typer(tracker_cmds.shot_app, name="shot")
+for command in (tracker_cmds.assets, tracker_cmds.publish, tracker_cmds.versions, tracker_cmds.show,
+                tracker_cmds.approve, tracker_cmds.reject, tracker_cmds.note, tracker_cmds.lineage,
+                tracker_cmds.stale):
+    app.command()(command)
+app.command("set-status")(tracker_cmds.set_status)
+app.command()(demo.demo)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,265 @@
+"""Tracker commands: projects, shots, assets, publish, versions, review, lineage, stale."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+import pipeline
+from pipeline.errors import InvalidInputError
+from services.cli.output import emit_json, emit_table, err, out, user_errors
+
+project_app = typer.Typer(help="Projects (films).", no_args_is_help=True)
+shot_app = typer.Typer(help="Shots and sequences.", no_args_is_help=True)
+
+JSON_OPT = typer.Option(False, "--json", help="Print JSON on stdout (nothing else).")
+
+
+# -- projects ------------------------------------------------------------------------------
+
+
+@project_app.command("create")
+def project_create(
+    code: str,
+    fps: str = typer.Option("24", help="Frame rate, exact: 24, 25, 24000/1001."),
+    name: Optional[str] = typer.Option(None, help="Display name (default: the code)."),
+    width: int = typer.Option(1920, min=1),
+    height: int = typer.Option(1080, min=1),
+    stale_policy: str = typer.Option("approved", help="What supersedes an input: 'approved' or 'latest'."),
+    json_: bool = JSON_OPT,
+) -> None:
+    """Create a project."""
+    with user_errors(), pipeline.session() as s:
+        project = pipeline.create_project(s, code, name=name, fps=fps, width=width, height=height,
+                                          stale_policy=stale_policy)
+    if json_:
+        emit_json(project.to_dict())
+    else:
+        out.print(f"created project {project.code} ({project.fps} fps, {project.width}x{project.height})")
+
+
+@project_app.command("list")
+def project_list(json_: bool = JSON_OPT) -> None:
+    """List projects."""
+    with user_errors(), pipeline.session() as s:
+        projects = pipeline.list_projects(s)
+    if json_:
+        emit_json([p.to_dict() for p in projects])
+        return
+    emit_table("Projects", ["code", "name", "fps", "resolution", "stale policy"],
+               [(p.code, p.name, p.fps, f"{p.width}x{p.height}", p.stale_policy) for p in projects])
+
+
+@project_app.command("set-policy")
+def project_set_policy(code: str, policy: str = typer.Argument(..., help="'approved' or 'latest'.")) -> None:
+    """Choose what supersedes an input: a newer approved version, or any newer one."""
+    with user_errors(), pipeline.session() as s:
+        pipeline.set_stale_policy(s, code, policy)
+    out.print(f"{code}: stale policy is now {policy}")
+
+
+# -- shots ---------------------------------------------------------------------------------
+
+
+@shot_app.command("create")
+def shot_create(
+    project: str,
+    code: str,
+    sequence: Optional[str] = typer.Option(None, help="Sequence code (created when missing)."),
+    frames: int = typer.Option(100, help="Frame count of the cut range."),
+    first_frame: int = typer.Option(1001, help="First frame of the cut range."),
+    handles: int = typer.Option(0, help="Extra frames at each end."),
+    json_: bool = JSON_OPT,
+) -> None:
+    """Create a shot."""
+    with user_errors(), pipeline.session() as s:
+        shot = pipeline.create_shot(s, project, code, sequence=sequence, frames=frames, first_frame=first_frame,
+                                    handles=handles)
+    if json_:
+        emit_json(shot.to_dict())
+    else:
+        out.print(f"created shot {project}/{shot.code}: frames {shot.cut_in}-{shot.cut_out}")
+
+
+@shot_app.command("list")
+def shot_list(project: str, sequence: Optional[str] = typer.Option(None), json_: bool = JSON_OPT) -> None:
+    """List shots in editorial order."""
+    with user_errors(), pipeline.session() as s:
+        shots = pipeline.list_shots(s, project, sequence)
+    if json_:
+        emit_json([x.to_dict() for x in shots])
+        return
+    emit_table(f"Shots of {project}", ["#", "shot", "sequence", "cut in", "cut out", "handles"],
+               [(x.editorial_order, x.code, x.sequence, x.cut_in, x.cut_out, x.handles) for x in shots])
+
+
+# -- assets and versions -------------------------------------------------------------------
+
+
+def assets(project: str, kind: Optional[str] = typer.Option(None), json_: bool = JSON_OPT) -> None:
+    """List the assets of a project."""
+    with user_errors(), pipeline.session() as s:
+        rows = pipeline.list_assets(s, project, kind)
+    if json_:
+        emit_json([a.to_dict() for a in rows])
+        return
+    emit_table(f"Assets of {project}", ["asset", "kind", "shot", "latest", "approved"],
+               [(a.name, a.kind, a.shot, a.latest_number, a.approved_number) for a in rows])
+
+
+def publish(
+    project: str,
+    asset: str,
+    files: List[Path] = typer.Argument(..., help="The files of the version."),
+    kind: Optional[str] = typer.Option(None, help="Asset kind; required when the asset is new."),
+    input_: List[str] = typer.Option([], "--input", help="ROLE=PROJECT/ASSET@N, repeatable."),
+    status: str = typer.Option("wip", help="wip, review, approved or rejected."),
+    recipe: Optional[Path] = typer.Option(None, help="A JSON file with the recipe that made it."),
+    meta: List[str] = typer.Option([], "--meta", help="KEY=VALUE metadata, repeatable."),
+    shot: Optional[str] = typer.Option(None, help="The shot a new shot_render asset belongs to."),
+    json_: bool = JSON_OPT,
+) -> None:
+    """Publish a new version of an asset."""
+    with user_errors():
+        inputs = [_split_pair(spec, "--input", "ROLE=REF") for spec in input_]
+        metadata = dict(_split_pair(item, "--meta", "KEY=VALUE") for item in meta)
+        recipe_body = _read_json(recipe) if recipe else None
+        with err.status(f"publishing {len(files)} file(s) to {project}/{asset}"), pipeline.session() as s:
+            version = pipeline.publish_version(s, project, asset, files, kind=kind, inputs=inputs, recipe=recipe_body,
+                                               metadata=metadata, status=status, shot=shot)
+    if json_:
+        emit_json(version.to_dict())
+    else:
+        out.print(f"published {version.ref} ({len(version.files)} file(s), {version.status})")
+
+
+def versions(asset_ref: str = typer.Argument(..., metavar="PROJECT/ASSET"), json_: bool = JSON_OPT) -> None:
+    """List the versions of an asset."""
+    with user_errors():
+        ref = pipeline.parse_asset_ref(asset_ref)
+        with pipeline.session() as s:
+            rows = pipeline.list_versions(s, ref.project, ref.asset)
+    if json_:
+        emit_json([v.to_dict() for v in rows])
+        return
+    emit_table(f"Versions of {asset_ref}", ["v", "status", "files", "inputs", "by", "created"],
+               [(v.number, v.status, len(v.files), ", ".join(f"{i.role}={i.ref}" for i in v.inputs), v.created_by,
+                 v.created_at.strftime("%Y-%m-%d %H:%M")) for v in rows])
+
+
+def show(ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"), json_: bool = JSON_OPT) -> None:
+    """Show one version: files, inputs, recipe, notes."""
+    with user_errors(), pipeline.session() as s:
+        version = pipeline.get_version(s, ref)
+        notes = pipeline.list_notes(s, version.id)
+    if json_:
+        emit_json(version.to_dict() | {"notes": [n.to_dict() for n in notes]})
+        return
+    out.print(f"[bold]{version.ref}[/]  {version.status}  {version.media_type}  by {version.created_by}")
+    out.print(f"content {version.content_hash}")
+    for f in version.files:
+        out.print(f"  file   {f.path}  {f.size} bytes  {f.sha256[:12]}")
+    for i in version.inputs:
+        out.print(f"  input  {i.role}: {i.ref}")
+    if version.recipe:
+        out.print(f"  recipe {json.dumps(version.recipe, sort_keys=True)}")
+    for n in notes:
+        out.print(f"  note   {n.created_at:%Y-%m-%d %H:%M} {n.author}: {n.body}")
+
+
+def approve(ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"),
+            note: Optional[str] = typer.Option(None, help="Why.")) -> None:
+    """Approve a version."""
+    _set_status(ref, "approved", note)
+
+
+def reject(ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"),
+           note: str = typer.Option(..., help="What is wrong (required).")) -> None:
+    """Reject a version, with a note."""
+    _set_status(ref, "rejected", note)
+
+
+def set_status(ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"),
+               status: str = typer.Argument(..., help="wip, review, approved or rejected."),
+               note: Optional[str] = typer.Option(None)) -> None:
+    """Set any review status on a version."""
+    _set_status(ref, status, note)
+
+
+def note(ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"), text: str = typer.Argument(...)) -> None:
+    """Add a review note to a version."""
+    with user_errors(), pipeline.session() as s:
+        pipeline.add_note(s, ref, text)
+    out.print(f"noted on {ref}")
+
+
+def _set_status(ref: str, status: str, note_text: Optional[str]) -> None:
+    with user_errors():
+        if status == "rejected" and not (note_text or "").strip():
+            raise InvalidInputError("a rejection needs a --note saying what is wrong")
+        with pipeline.session() as s:
+            version = pipeline.set_status(s, ref, status, note=note_text)
+    out.print(f"{version.ref} is {version.status}")
+
+
+def lineage(
+    ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"),
+    up: bool = typer.Option(False, "--up", help="Inputs (what it was made from); the default."),
+    down: bool = typer.Option(False, "--down", help="Outputs (what was made from it)."),
+    direct: bool = typer.Option(False, "--direct", help="One level only (default: the whole chain)."),
+    json_: bool = JSON_OPT,
+) -> None:
+    """Show the lineage of a version, upstream (--up) or downstream (--down)."""
+    with user_errors():
+        if up and down:
+            raise InvalidInputError("choose --up or --down, not both")
+        with pipeline.session() as s:
+            walk = pipeline.get_outputs if down else pipeline.get_inputs
+            edges = walk(s, ref, transitive=not direct)
+    if json_:
+        emit_json([e.to_dict() for e in edges])
+        return
+    title = f"{'Outputs' if down else 'Inputs'} of {ref}"
+    emit_table(title, ["depth", "version", "role", "input", "status"],
+               [(e.depth, e.version, e.role, e.input, e.status) for e in edges])
+
+
+def stale(project: str, json_: bool = JSON_OPT) -> None:
+    """List the current versions that are stale, and why."""
+    with user_errors(), pipeline.session() as s:
+        rows = pipeline.find_stale_versions(s, project)
+    if json_:
+        emit_json([r.to_dict() for r in rows])
+        return
+    emit_table(f"Stale versions of {project}", ["version", "status", "superseded input", "by", "path"],
+               [(short(r.ref), r.status, short(r.reason.input), short(r.reason.superseded_by),
+                 " <- ".join(map(short, r.reason.path))) for r in rows])
+    if not rows:
+        out.print("nothing is stale")
+
+
+def short(ref: str) -> str:
+    """A reference without its project, for tables that are about one project."""
+    return ref.split("/", 1)[1] if "/" in ref else ref
+
+
+def _split_pair(text: str, option: str, form: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key or not value:
+        raise InvalidInputError(f"{option} {text!r} is malformed: expected {form}")
+    return key, value
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read the recipe ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{path}: the recipe is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"{path}: the recipe must be a JSON object")
+    return data

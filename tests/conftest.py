@@ -1,0 +1,135 @@
+"""Test fixtures: a real PostgreSQL for the whole run, isolated per test.
+
+With BACKLOT_TEST_DATABASE_URL set (a server where we may create databases) the tests
+use it; otherwise they start Backlot's embedded server in a temporary BACKLOT_HOME and
+stop it at the end. A migrated template database is cloned for tests that need to
+commit (CLI, concurrency); the rest run inside a transaction that is rolled back.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from pipeline.db import migrate
+from pipeline.db.embedded import EmbeddedPostgres
+
+TEMPLATE = "backlot_template"
+
+
+def _admin(url: str) -> psycopg.Connection:
+    plain = make_url(url).set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    return psycopg.connect(plain, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory) -> Iterator[str]:
+    """URL of a PostgreSQL server (its `postgres` database is used for admin commands)."""
+    if url := os.environ.get("BACKLOT_TEST_DATABASE_URL"):
+        yield url
+        return
+    home = tmp_path_factory.mktemp("pg-home")
+    server = EmbeddedPostgres(home, server_options="-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def template_url(pg_server) -> str:
+    with _admin(pg_server) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {TEMPLATE}")
+    url = make_url(pg_server).set(database=TEMPLATE).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def create_database(template_url: str, prefix: str = "t") -> str:
+    """A fresh, migrated database cloned from the template; returns its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with _admin(template_url) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    return make_url(template_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(url: str) -> None:
+    from pipeline.db.engine import _engine_for
+
+    for engine in [_engine_for(url)]:
+        engine.dispose()
+    with _admin(url) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {make_url(url).database} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def shared_db_url(template_url) -> Iterator[str]:
+    url = create_database(template_url, "shared")
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch) -> Path:
+    """A private BACKLOT_HOME and store for the test; DATABASE_URL is set by the db fixtures."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("BACKLOT_HOME", str(home))
+    monkeypatch.setenv("BACKLOT_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("BACKLOT_USER", "tester")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return home
+
+
+@pytest.fixture
+def db_url(template_url, env, monkeypatch) -> Iterator[str]:
+    """A fresh committed-to database for this test, also exported as DATABASE_URL."""
+    url = create_database(template_url)
+    monkeypatch.setenv("DATABASE_URL", url)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture
+def session(shared_db_url, env) -> Iterator[Session]:
+    """A session whose work is rolled back at the end of the test (commits become savepoints)."""
+    from pipeline.db.engine import _engine_for
+
+    engine = _engine_for(shared_db_url)
+    with engine.connect() as conn:
+        outer = conn.begin()
+        with Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False) as s:
+            yield s
+        outer.rollback()
+
+
+@pytest.fixture
+def files(tmp_path) -> "FileMaker":
+    return FileMaker(tmp_path / "src")
+
+
+class FileMaker:
+    """Writes small source files with chosen content."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, name: str, content: bytes | str | None = None) -> Path:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = content if content is not None else f"content of {name}"
+        path.write_bytes(data.encode() if isinstance(data, str) else data)
+        return path
