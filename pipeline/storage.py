@@ -19,7 +19,7 @@ import os
 import shutil
 import uuid
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterable, Sequence
 
 from pipeline.errors import InvalidInputError
@@ -52,10 +52,10 @@ def manifest_hash(files: Iterable[StoredFile]) -> str:
 
 def check_relative_name(name: str) -> str:
     """A file name inside a version: relative, no `..`, no empty parts."""
-    pure = PurePosixPath(name.replace("\\", "/"))
-    if pure.is_absolute() or not pure.parts or any(p in ("", ".", "..") for p in pure.parts):
-        raise InvalidInputError(f"file name {name!r} must be a relative path without '..'")
-    return str(pure)
+    parts = name.replace("\\", "/").split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise InvalidInputError(f"file name {name!r} must be a relative path without '.', '..' or empty parts")
+    return "/".join(parts)
 
 
 def plan_files(sources: Sequence[Path | str], names: Sequence[str] | None = None) -> list[tuple[Path, str]]:

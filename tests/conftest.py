@@ -57,11 +57,11 @@ def template_url(pg_server) -> str:
     return url
 
 
-def create_database(template_url: str, prefix: str = "t") -> str:
-    """A fresh, migrated database cloned from the template; returns its URL."""
+def create_database(template_url: str, prefix: str = "t", *, migrated: bool = True) -> str:
+    """A fresh database (a clone of the migrated template, or empty); returns its URL."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with _admin(template_url) as conn:
-        conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {TEMPLATE}" if migrated else ""))
     return make_url(template_url).set(database=name).render_as_string(hide_password=False)
 
 
