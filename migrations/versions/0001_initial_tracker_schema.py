@@ -96,7 +96,8 @@ $$;
 -- Recompute an asset's approved number and its versions' derived flags, and mirror the
 -- changes into live_inputs: the input edges of live versions (current, or not superseded),
 -- each flagged when its input is superseded. Cost follows the versions of one asset and
--- the edges that touch the versions whose flags changed.
+-- the edges that touch the versions whose flags changed. regenerated_from edges, which
+-- carry no staleness, are left out.
 CREATE FUNCTION backlot_refresh_asset(aid integer) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     pol stale_policy;
@@ -129,7 +130,7 @@ BEGIN
             INSERT INTO live_inputs (version_id, input_id, role, project_id, input_superseded)
             SELECT vi.version_id, vi.input_id, vi.role, r.project_id, iv.superseded
             FROM version_inputs vi JOIN versions iv ON iv.id = vi.input_id
-            WHERE vi.version_id = r.id;
+            WHERE vi.version_id = r.id AND vi.role <> 'regenerated_from';
         ELSIF r.old_l AND NOT r.l THEN
             DELETE FROM live_inputs WHERE version_id = r.id;
         END IF;
@@ -145,10 +146,14 @@ END $$;
 
 -- A new input edge of a live version enters live_inputs. FOR SHARE on the input waits for
 -- a concurrent refresh of the input's asset, so the flag read here is the committed one.
+-- regenerated_from edges carry no staleness and stay out.
 CREATE FUNCTION backlot_input_after_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     input_superseded boolean;
 BEGIN
+    IF NEW.role = 'regenerated_from' THEN
+        RETURN NULL;
+    END IF;
     SELECT superseded INTO input_superseded FROM versions WHERE id = NEW.input_id FOR SHARE;
     INSERT INTO live_inputs (version_id, input_id, role, project_id, input_superseded)
     SELECT NEW.version_id, NEW.input_id, NEW.role, v.project_id, input_superseded
@@ -191,7 +196,8 @@ BEGIN
     SELECT vi.version_id, vi.input_id, vi.role, v.project_id, iv.superseded
     FROM version_inputs vi
     JOIN versions v ON v.id = vi.version_id AND v.live
-    JOIN versions iv ON iv.id = vi.input_id;
+    JOIN versions iv ON iv.id = vi.input_id
+    WHERE vi.role <> 'regenerated_from';
     PERFORM set_config('backlot.refreshing', 'off', true);
 END $$;
 

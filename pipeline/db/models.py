@@ -243,7 +243,10 @@ class VersionInput(Base):
 
 
 class LiveInput(Base):
-    """Derived cache (triggers): the input edges of live versions, flagged when the input is superseded."""
+    """Derived cache (triggers): the input edges of live versions, flagged when the input is superseded.
+
+    Only edges that carry staleness are kept (not `regenerated_from`).
+    """
 
     __tablename__ = "live_inputs"
     __table_args__ = (

@@ -12,6 +12,7 @@ live versions whose input is superseded (a partial index over the trigger-mainta
 `live_inputs` table) and walks down through live versions only: a path through a
 superseded version is already reported at that version, closer to the consumer. So the
 cost follows the affected part of the graph, not the size of the database.
+`regenerated_from` edges never enter `live_inputs`, since they carry no staleness.
 """
 
 from __future__ import annotations
@@ -24,20 +25,26 @@ from sqlalchemy.orm import Session
 from pipeline.tracker.projects import find_project
 from pipeline.tracker.records import _Record
 
+# The LATERAL ... OFFSET 0 subqueries keep PostgreSQL on index lookups per reached row: the
+# recursive CTE's row estimate is large and fixed, which would otherwise pick hash joins
+# that scan whole tables, making the cost follow the database instead of the answer.
 _STALE_SQL = text("""
 WITH RECURSIVE reach(version_id, via_id, role) AS (
     SELECT li.version_id, li.input_id, li.role FROM live_inputs li
-    WHERE li.project_id = :project_id AND li.input_superseded AND li.role <> 'regenerated_from'
+    WHERE li.project_id = :project_id AND li.input_superseded
   UNION
-    SELECT li.version_id, li.input_id, li.role FROM reach r JOIN live_inputs li ON li.input_id = r.version_id
-    WHERE li.role <> 'regenerated_from'
+    SELECT nxt.version_id, nxt.input_id, nxt.role FROM reach r
+    CROSS JOIN LATERAL (SELECT li.version_id, li.input_id, li.role FROM live_inputs li
+                        WHERE li.input_id = r.version_id OFFSET 0) nxt
 )
-SELECT r.version_id, r.via_id, r.role::text AS role, iv.superseded AS via_superseded,
-       (v.number = a.latest_number OR v.number IS NOT DISTINCT FROM a.approved_number) AS is_current,
-       v.project_id = :project_id AS in_project
-FROM reach r
-JOIN versions v ON v.id = r.version_id JOIN assets a ON a.id = v.asset_id
-JOIN versions iv ON iv.id = r.via_id
+SELECT r.version_id, r.via_id, r.role::text AS role, x.via_superseded, x.is_current, x.in_project
+FROM reach r CROSS JOIN LATERAL (
+    SELECT iv.superseded AS via_superseded,
+           (v.number = a.latest_number OR v.number IS NOT DISTINCT FROM a.approved_number) AS is_current,
+           v.project_id = :project_id AS in_project
+    FROM versions v JOIN assets a ON a.id = v.asset_id, versions iv
+    WHERE v.id = r.version_id AND iv.id = r.via_id OFFSET 0
+) x
 """)
 
 _DESCRIBE_SQL = text("""
