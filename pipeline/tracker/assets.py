@@ -7,19 +7,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pipeline.db.models import Asset, AssetKind, EventKind, Project, Shot
-from pipeline.errors import ConflictError, InvalidInputError, NotFoundError
+from pipeline.errors import ConflictError, NotFoundError
 from pipeline.refs import check_asset_name
+from pipeline.tracker.choices import parse_kind
 from pipeline.tracker.events import record_event
 from pipeline.tracker.projects import _actor, find_project, find_shot
 from pipeline.tracker.records import AssetRecord
-
-
-def parse_kind(kind: str | AssetKind) -> AssetKind:
-    try:
-        return AssetKind(kind)
-    except ValueError:
-        choices = ", ".join(k.value for k in AssetKind)
-        raise InvalidInputError(f"asset kind {kind!r} is invalid: use one of {choices}") from None
 
 
 def find_asset(session: Session, proj: Project, name: str) -> Asset:

@@ -8,9 +8,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from pipeline.config import load_settings
-from pipeline.db.models import EventKind, Project, Sequence, Shot, StalePolicy
+from pipeline.db.models import EventKind, Project, Sequence, Shot
 from pipeline.errors import ConflictError, InvalidInputError, NotFoundError
 from pipeline.refs import check_code
+from pipeline.tracker.choices import parse_policy
 from pipeline.tracker.events import record_event
 from pipeline.tracker.records import ProjectRecord, SequenceRecord, ShotRecord
 
@@ -50,7 +51,7 @@ def create_project(session: Session, code: str, *, name: str | None = None, fps:
     rate = parse_fps(fps)
     if width <= 0 or height <= 0:
         raise InvalidInputError(f"resolution {width}x{height} is invalid: both must be positive")
-    policy = _parse_policy(stale_policy)
+    policy = parse_policy(stale_policy)
     if session.scalar(select(Project.id).where(Project.code == code)) is not None:
         raise ConflictError(f"project {code!r} already exists")
     project = Project(code=code, name=name or code, fps_num=rate.numerator, fps_den=rate.denominator,
@@ -73,18 +74,11 @@ def list_projects(session: Session) -> list[ProjectRecord]:
 def set_stale_policy(session: Session, code: str, policy: str, actor: str | None = None) -> ProjectRecord:
     """Switch between 'approved' and 'latest' supersession; the database recomputes its cache."""
     project = find_project(session, code)
-    project.stale_policy = _parse_policy(policy)
+    project.stale_policy = parse_policy(policy)
     session.flush()
     record_event(session, project.id, EventKind.project_updated, _actor(actor), stale_policy=policy)
     session.flush()
     return _project_record(project)
-
-
-def _parse_policy(policy: str) -> StalePolicy:
-    try:
-        return StalePolicy(policy)
-    except ValueError:
-        raise InvalidInputError(f"stale policy {policy!r} is invalid: use 'approved' or 'latest'") from None
 
 
 def _actor(actor: str | None) -> str:

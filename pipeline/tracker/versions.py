@@ -31,27 +31,12 @@ from pipeline.errors import InvalidInputError, NotFoundError
 from pipeline.refs import VersionRef, parse_version_ref
 from pipeline.storage import StoredFile, Store, hash_file, plan_files
 from pipeline.tracker.assets import ensure_asset, find_asset
+from pipeline.tracker.choices import parse_role, parse_status
 from pipeline.tracker.events import record_event
 from pipeline.tracker.projects import _actor, find_project
 from pipeline.tracker.records import FileRecord, InputRecord, NoteRecord, VersionRecord
 
 InputSpec = tuple[str | InputRole, "str | VersionRef | int"]
-
-
-def parse_status(status: str | VersionStatus) -> VersionStatus:
-    try:
-        return VersionStatus(status)
-    except ValueError:
-        choices = ", ".join(s.value for s in VersionStatus)
-        raise InvalidInputError(f"status {status!r} is invalid: use one of {choices}") from None
-
-
-def parse_role(role: str | InputRole) -> InputRole:
-    try:
-        return InputRole(role)
-    except ValueError:
-        choices = ", ".join(r.value for r in InputRole)
-        raise InvalidInputError(f"input role {role!r} is invalid: use one of {choices}") from None
 
 
 def canonical_recipe(recipe: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
