@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
+from pipeline.db import migrate
 from services.cli.app import app
 
 
@@ -120,8 +121,8 @@ def test_db_upgrade_and_downgrade_commands(run, db_url):
     assert "revision base" in run("db", "downgrade", "--revision", "base").stdout
     result = CliRunner().invoke(app, ["project", "list"])
     assert result.exit_code == 2 and "run `backlot db upgrade`" in result.stderr
-    assert "revision 0001" in run("db", "upgrade").stdout
-    assert json.loads(run("db", "status", "--json").stdout)["revision"] == "0001"
+    assert f"revision {migrate.head_revision()}" in run("db", "upgrade").stdout
+    assert json.loads(run("db", "status", "--json").stdout)["revision"] == migrate.head_revision()
 
 
 def test_demo_runs_on_a_fresh_database(run, db_url):

@@ -1,0 +1,10 @@
+"""The complete schema: importing this registers every table on `Base.metadata`.
+
+Alembic and the schema tests use it, so a table defined in any model module is compared
+against the migrations.
+"""
+
+from pipeline.db import access, cuts, models  # noqa: F401
+from pipeline.db.models import Base
+
+metadata = Base.metadata
