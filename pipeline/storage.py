@@ -138,6 +138,7 @@ class Store:
                 shutil.copyfileobj(src, dst, CHUNK)
                 dst.flush()
                 os.fsync(dst.fileno())
+            os.chmod(temp, 0o444)  # read-only: version folders hard-link to it, so an edit there would reach it
             os.replace(temp, target)
             _fsync_dir(os.path.dirname(target))
             return

@@ -29,7 +29,7 @@ from pipeline.db.models import (
 )
 from pipeline.errors import InvalidInputError, NotFoundError
 from pipeline.refs import VersionRef, parse_version_ref
-from pipeline.storage import StoredFile, Store, hash_file, plan_files
+from pipeline.storage import StoredFile, Store, hash_file, manifest_hash, plan_files
 from pipeline.tracker.assets import ensure_asset, find_asset
 from pipeline.tracker.choices import parse_role, parse_status
 from pipeline.tracker.events import record_event
@@ -134,13 +134,16 @@ def publish_version(
     names: Sequence[str] | None = None,
     shot: str | None = None,
     store: Store | None = None,
+    copy_files: bool = True,
     actor: str | None = None,
 ) -> VersionRecord:
     """Publish a new version of `project/asset` (created with `kind` when missing).
 
     Everything is checked before anything is written: files readable, inputs existing,
-    roles and status valid. Files go into the content-addressed store; the version row,
-    its files, inputs, recipe and event are written in the caller's transaction.
+    roles and status valid. Files go into the content-addressed store (or, with
+    `copy_files=False`, are only hashed and stay where they are: say where in `metadata`);
+    the version row, its files, inputs, recipe and event are written in the caller's
+    transaction.
     """
     planned = plan_files(files, names)
     state = parse_status(status)
@@ -150,7 +153,10 @@ def publish_version(
     input_rows = _resolve_inputs(session, inputs)
     hashed = [StoredFile(name, *hash_file(src)) for src, name in planned]
     asset_row = ensure_asset(session, proj, asset, kind, shot, actor)
-    content_hash, stored = (store or Store(load_settings().store_url)).put_version(planned, hashed)
+    if copy_files:
+        content_hash, stored = (store or Store(load_settings().store_url)).put_version(planned, hashed)
+    else:
+        content_hash, stored = manifest_hash(hashed), hashed
     version = Version(asset_id=asset_row.id, project_id=proj.id, content_hash=content_hash,
                       media_type=media_type or _guess_media_type([n for _, n in planned]), status=state,
                       recipe_id=_ensure_recipe(session, recipe_hash, recipe_body), meta=meta,

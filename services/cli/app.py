@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import db_cmds, demo, tracker_cmds
+from services.cli import db_cmds, demo, generation_cmds, tracker_cmds
 
 app = typer.Typer(help="Backlot: asset tracking and generation pipeline for films made with custom models.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -16,6 +16,10 @@ for command in (tracker_cmds.assets, tracker_cmds.publish, tracker_cmds.versions
                 tracker_cmds.stale):
     app.command()(command)
 app.command("set-status")(tracker_cmds.set_status)
+app.add_typer(generation_cmds.model_app, name="model")
+app.add_typer(generation_cmds.adapter_app, name="adapter")
+for command in (generation_cmds.render, generation_cmds.verify, generation_cmds.rerender):
+    app.command()(command)
 app.command()(demo.demo)
 
 

@@ -1,0 +1,78 @@
+"""Where generation runs, and the facts about it that change the bytes it makes.
+
+CPU by default. With a CUDA GPU: bf16 (fp16 where bf16 is unsupported), PyTorch's
+scaled-dot-product attention (diffusers' default attention processor on torch 2), and
+`torch.compile` of the UNet when BACKLOT_TORCH_COMPILE=1. `BACKLOT_DEVICE` forces a device
+(`cpu`, `cuda`, `cuda:1`). The device class (kind, GPU name, dtype) goes into every recipe:
+reproduction is promised on the same device class.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+
+LIBRARIES = ("torch", "diffusers", "transformers", "peft", "safetensors", "numpy", "pillow", "av")
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str  # torch device string
+    dtype: str  # "float32", "bfloat16", "float16"
+    compile: bool
+    threads: int
+
+    @property
+    def device_class(self) -> str:
+        if self.name.startswith("cuda"):
+            import torch
+
+            return f"cuda/{torch.cuda.get_device_name(torch.device(self.name))}/{self.dtype}"
+        return f"cpu/{platform.machine()}/{self.dtype}"
+
+    def torch_dtype(self):
+        import torch
+
+        return getattr(torch, self.dtype)
+
+
+def pick_device() -> Device:
+    import torch
+
+    wanted = os.environ.get("BACKLOT_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+    threads = int(os.environ.get("BACKLOT_TORCH_THREADS") or torch.get_num_threads())
+    torch.set_num_threads(threads)
+    if wanted.startswith("cuda"):
+        dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        return Device(wanted, dtype, os.environ.get("BACKLOT_TORCH_COMPILE") == "1", threads)
+    return Device("cpu", "float32", False, threads)
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": sys.version.split()[0]}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def quiet_libraries() -> None:
+    """Silence download hints and per-step progress bars from diffusers/transformers."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*torchvision.*")
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()

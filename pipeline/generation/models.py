@@ -1,0 +1,101 @@
+"""The model registry: diffusers pipeline folders as `base_model` versions, and where to find them."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from pipeline.config import load_settings
+from pipeline.errors import InvalidInputError, NotFoundError
+from pipeline.storage import Store
+from pipeline.tracker import VersionRecord, publish_version
+
+DEFAULT_TINY_NAME = "models/tiny"
+
+
+def check_diffusers_folder(path: Path) -> dict:
+    """The parsed model_index.json of a diffusers pipeline folder, or a clear error."""
+    index = path / "model_index.json"
+    if not path.is_dir():
+        raise InvalidInputError(f"{path}: not a folder; point at a diffusers pipeline folder (with model_index.json)")
+    if not index.is_file():
+        raise InvalidInputError(f"{path}: no model_index.json, so not a diffusers pipeline folder "
+                                "(save one with pipeline.save_pretrained)")
+    try:
+        config = json.loads(index.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"{index}: unreadable model index ({exc})") from None
+    if not isinstance(config, dict) or "_class_name" not in config:
+        raise InvalidInputError(f"{index}: no _class_name, so not a diffusers pipeline index")
+    missing = [name for name, spec in config.items()
+               if not name.startswith("_") and isinstance(spec, list) and spec[0] and not (path / name).is_dir()]
+    if missing:
+        raise InvalidInputError(f"{path}: components {', '.join(missing)} are listed in model_index.json but missing")
+    return config
+
+
+def register_model(session: Session, project: str, name: str, path: str | Path, *, copy: bool = True,
+                   status: str = "approved", metadata: dict | None = None, store: Store | None = None,
+                   actor: str | None = None) -> VersionRecord:
+    """Register a local diffusers pipeline folder as a new `base_model` version.
+
+    Its content hash covers every file. With `copy` the files go into the store; without,
+    they stay where they are and the version records the folder (moving it breaks loading,
+    which then says so).
+    """
+    folder = Path(path).expanduser().resolve()
+    config = check_diffusers_folder(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    meta = {"pipeline_class": config["_class_name"], **(metadata or {})}
+    if not copy:
+        meta["location"] = str(folder)
+    return publish_version(session, project, name, files, kind="base_model", names=[str(p.relative_to(folder)) for p in files],
+                           media_type="application/x-diffusers-pipeline", status=status, metadata=meta,
+                           recipe=None, store=store, copy_files=copy, actor=actor)
+
+
+def build_and_register_tiny(session: Session, project: str, name: str = DEFAULT_TINY_NAME, seed: int = 0,
+                            store: Store | None = None, actor: str | None = None) -> VersionRecord:
+    """Build the tiny stand-in pipeline (see tiny.py) and register it, copied into the store."""
+    from pipeline.generation.tiny import build_tiny_pipeline
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = build_tiny_pipeline(Path(tmp) / "tiny", seed=seed)
+        return register_model(session, project, name, folder, copy=True, store=store, actor=actor,
+                              metadata={"stand_in": True, "tiny_seed": seed})
+
+
+def version_folder(version: VersionRecord, store: Store | None = None) -> Path:
+    """The local folder holding a version's files under their relative names."""
+    location = version.metadata.get("location")
+    if location:
+        folder = Path(location)
+        if not folder.is_dir():
+            raise NotFoundError(f"{version.ref} refers to {folder}, which no longer exists; register the model again")
+        return folder
+    store = store or Store(load_settings().store_url)
+    if not store.local:
+        return _download(version, store)
+    folder = Path(store.version_dir(version.content_hash))
+    if not folder.is_dir():
+        raise NotFoundError(f"{version.ref}: its files are missing from the store at {folder}")
+    return folder
+
+
+def _download(version: VersionRecord, store: Store) -> Path:
+    """A local cache copy of a version kept on remote (fsspec) storage."""
+    cache = load_settings().home / "cache" / "versions" / version.content_hash
+    if cache.is_dir():
+        return cache
+    temp = Path(tempfile.mkdtemp(dir=cache.parent.mkdir(parents=True, exist_ok=True) or cache.parent))
+    for f in version.files:
+        target = temp / f.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with store.open_object(f.sha256) as src, open(target, "wb") as dst:
+            dst.write(src.read())
+    os.replace(temp, cache)
+    return cache

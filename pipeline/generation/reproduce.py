@@ -1,0 +1,136 @@
+"""Reproduce and verify renders; re-render with current upstream (what regeneration calls).
+
+`verify_version` replays a version's recipe in a fresh Python process (nothing cached from
+this one) and compares the bytes of every file with the stored ones. Run as a module, this
+file is that fresh process: `python -m pipeline.generation.reproduce VERSION_ID OUT_DIR`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from pipeline.errors import BacklotError, InvalidInputError, NotFoundError
+from pipeline.generation.rendering import (
+    RenderPlan,
+    plan_from_recipe,
+    previous_shot_version,
+    publish_render,
+)
+from pipeline.generation.models import version_folder
+from pipeline.storage import Store
+from pipeline.tracker import VersionRecord, get_version
+from pipeline.refs import parse_version_ref
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ref: str
+    identical: bool
+    files_checked: int
+    first_difference: str | None  # the first differing frame (or other file), in frame order
+    detail: str
+
+
+def verify_version(session: Session, ref: str, *, timeout: float = 900) -> VerifyResult:
+    """Re-render `ref` from its recipe in a fresh process and compare bytes with what is stored."""
+    version = get_version(session, ref)
+    plan_from_recipe(session, version)  # fail here, clearly, for versions that cannot be replayed
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ)
+        result = subprocess.run([sys.executable, "-m", "pipeline.generation.reproduce", str(version.id), tmp],
+                                capture_output=True, text=True, timeout=timeout, env=env)
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise BacklotError(f"re-rendering {version.ref} failed: {tail[0]}")
+        return compare_files(version, version_folder(version), Path(tmp))
+
+
+def compare_files(version: VersionRecord, stored: Path, rendered: Path) -> VerifyResult:
+    """Compare the stored files (their bytes as they are now) with a re-render, frames first."""
+    recorded = {f.path: f.sha256 for f in version.files}
+    actual = {name: _sha256(stored / name) if (stored / name).is_file() else None for name in recorded}
+    produced = {str(p.relative_to(rendered)): _sha256(p) for p in rendered.rglob("*") if p.is_file()}
+    ordered = sorted(set(recorded) | set(produced), key=lambda name: (not name.startswith("frames/"), name))
+    for name in ordered:
+        if actual.get(name) != produced.get(name):
+            if name not in produced:
+                what = "missing from the re-render"
+            elif name not in recorded:
+                what = "not in the stored version"
+            elif actual[name] != recorded[name]:
+                what = "the stored file was altered after publishing (its hash no longer matches the record)"
+            else:
+                what = "the re-render's bytes differ"
+            return VerifyResult(version.ref, False, len(recorded), name, f"{name}: {what}")
+    return VerifyResult(version.ref, True, len(recorded), None, f"all {len(recorded)} files identical")
+
+
+def rerender_version(session: Session, ref: str, *, store: Store | None = None, progress=None,
+                     actor: str | None = None) -> VersionRecord:
+    """A new version of the same shot from the same recipe (same seeds and settings), with
+    upstream swapped to current versions: each adapter and the base model to the approved
+    version of its asset (or the same one when none is approved), continuity to the previous
+    shot's current version, frames to the shot's current cut. Records `regenerated_from`."""
+    version = get_version(session, ref)
+    old = plan_from_recipe(session, version)
+    shot = _shot_of(version)
+    project = parse_version_ref(version.ref).project
+    plan = dataclasses.replace(
+        old,
+        base_model=_current(session, old.base_model),
+        adapters=[(_current(session, a), w) for a, w in old.adapters],
+        continuity=previous_shot_version(session, project, shot, version.metadata.get("output", "main"))
+        if old.continuity else None,
+        **_frames_now(session, project, shot),
+    )
+    return publish_render(session, project, shot, plan, output=version.metadata.get("output", "main"),
+                          extra_inputs=[("regenerated_from", version.id)], store=store, progress=progress, actor=actor)
+
+
+def _current(session: Session, version: VersionRecord) -> VersionRecord:
+    parsed = parse_version_ref(version.ref)
+    try:
+        return get_version(session, f"{parsed.project}/{parsed.asset}@approved")
+    except NotFoundError:
+        return version
+
+
+def _frames_now(session: Session, project: str, shot: str) -> dict:
+    from pipeline.tracker import get_shot
+
+    record = get_shot(session, project, shot)
+    return {"first_frame": record.cut_in - record.handles, "frame_count": record.frame_count + 2 * record.handles}
+
+
+def _shot_of(version: VersionRecord) -> str:
+    parts = version.asset.split("/")
+    if version.kind != "shot_render" or len(parts) < 3 or parts[0] != "shots":
+        raise InvalidInputError(f"{version.ref} is not a shot render")
+    return parts[1]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _replay(version_id: int, out: Path) -> None:
+    """The fresh process: rebuild the plan from the database and render into `out`."""
+    import pipeline
+    from pipeline.generation.rendering import render_frames
+
+    with pipeline.session() as s:
+        plan: RenderPlan = plan_from_recipe(s, get_version(s, version_id))
+    render_frames(plan, out)
+
+
+if __name__ == "__main__":
+    _replay(int(sys.argv[1]), Path(sys.argv[2]))

@@ -1,0 +1,141 @@
+"""Generation commands: model registry, adapter training, rendering, verification."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+import pipeline
+from pipeline import generation as gen
+from pipeline.errors import InvalidInputError
+from services.cli.output import emit_json, err, out, user_errors
+
+model_app = typer.Typer(help="Base models: register local diffusers pipelines, or build the tiny stand-in.",
+                        no_args_is_help=True)
+adapter_app = typer.Typer(help="LoRA adapters trained on concept art.", no_args_is_help=True)
+
+JSON_OPT = typer.Option(False, "--json", help="Print JSON on stdout (nothing else).")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeRemainingColumn(), console=err, transient=True)
+
+
+def _done(version, json_: bool, what: str) -> None:
+    if json_:
+        emit_json(version.to_dict())
+    else:
+        out.print(f"{what} {version.ref}")
+
+
+@model_app.command("register")
+def model_register(project: str, name: str, path: Path,
+                   reference: bool = typer.Option(False, "--reference",
+                                                  help="Leave the files where they are instead of copying them."),
+                   json_: bool = JSON_OPT) -> None:
+    """Register a local diffusers pipeline folder as a base_model version."""
+    with user_errors(), err.status(f"hashing {path}"), pipeline.session() as s:
+        version = gen.register_model(s, project, name, path, copy=not reference)
+    _done(version, json_, "registered")
+
+
+@model_app.command("tiny")
+def model_tiny(project: str, name: str = typer.Option("models/tiny", help="Asset name."),
+               seed: int = typer.Option(0, help="Weights seed: the same seed writes the same bytes."),
+               json_: bool = JSON_OPT) -> None:
+    """Build the tiny stand-in pipeline (random weights, offline) and register it."""
+    with user_errors(), err.status("building the tiny pipeline"), pipeline.session() as s:
+        version = gen.build_and_register_tiny(s, project, name, seed=seed)
+    _done(version, json_, "registered")
+
+
+@adapter_app.command("train")
+def adapter_train(
+    project: str,
+    name: str,
+    from_: List[str] = typer.Option(..., "--from", help="Concept-art version to train on, repeatable."),
+    base: str = typer.Option(None, help="Base model version (default: PROJECT/models/tiny@approved)."),
+    caption: List[str] = typer.Option([], help="One caption, or one per --from."),
+    rank: int = typer.Option(4), steps: int = typer.Option(100), lr: float = typer.Option(1e-3),
+    resolution: int = typer.Option(64), seed: int = typer.Option(0),
+    json_: bool = JSON_OPT,
+) -> None:
+    """Train a LoRA on concept-art versions and publish it as an adapter version."""
+    settings = gen.TrainSettings(rank=rank, steps=steps, lr=lr, resolution=resolution, seed=seed)
+    with user_errors(), _progress() as bar, pipeline.session() as s:
+        task = bar.add_task(f"training {name}", total=steps)
+        version = gen.train_adapter(s, project, name, from_, base_model=base or f"{project}/models/tiny@approved",
+                                    captions=caption, settings=settings,
+                                    progress=lambda step, loss: bar.update(task, completed=step,
+                                                                           description=f"training {name} loss {loss:.4f}"))
+    _done(version, json_, "trained")
+
+
+def _parse_adapter(text: str) -> gen.AdapterUse:
+    """PROJECT/ASSET@N[:WEIGHT] (references never contain ':')."""
+    ref, sep, weight = text.partition(":")
+    try:
+        return gen.AdapterUse(ref, float(weight) if sep else 1.0)
+    except ValueError:
+        raise InvalidInputError(f"--adapter {text!r}: expected PROJECT/ASSET@N[:WEIGHT]") from None
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit():
+        raise InvalidInputError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 64x64")
+    return int(width), int(height)
+
+
+def render(
+    project: str,
+    shot: str,
+    prompt: str = typer.Option(..., help="What the shot shows."),
+    adapter: List[str] = typer.Option([], help="PROJECT/ASSET@N[:WEIGHT], repeatable."),
+    base: str = typer.Option(None, help="Base model version (default: PROJECT/models/tiny@approved)."),
+    negative_prompt: str = typer.Option(""),
+    seed: int = typer.Option(0), steps: int = typer.Option(8), guidance: float = typer.Option(5.0),
+    size: str = typer.Option("64x64", help="WIDTHxHEIGHT."),
+    frames: Optional[int] = typer.Option(None, help="Frame count (default: the shot's cut range with handles)."),
+    no_continuity: bool = typer.Option(False, "--no-continuity", help="Do not continue from the previous shot."),
+    output: str = typer.Option("main", help="Output name: the asset is shots/SHOT/OUTPUT."),
+    json_: bool = JSON_OPT,
+) -> None:
+    """Render a shot (PNG frames, MP4 preview, thumbnail) and publish it as a shot_render version."""
+    with user_errors():
+        width, height = _parse_size(size)
+        settings = gen.RenderSettings(prompt=prompt, negative_prompt=negative_prompt, seed=seed, steps=steps,
+                                      guidance_scale=guidance, width=width, height=height)
+        with pipeline.session() as s:
+            plan = gen.plan_render(s, project, shot, settings, base_model=base or f"{project}/models/tiny@approved",
+                                   adapters=[_parse_adapter(a) for a in adapter], frames=frames,
+                                   continuity=not no_continuity)
+            with _progress() as bar:
+                task = bar.add_task(f"rendering {shot}", total=plan.frame_count)
+                version = gen.publish_render(s, project, shot, plan, output=output,
+                                             progress=lambda n: bar.update(task, completed=n))
+    _done(version, json_, "rendered")
+
+
+def verify(ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"), json_: bool = JSON_OPT) -> None:
+    """Re-render a version from its recipe in a fresh process and compare the bytes."""
+    with user_errors(), err.status(f"re-rendering {ref}"), pipeline.session() as s:
+        result = gen.verify_version(s, ref)
+    if json_:
+        emit_json(result.__dict__)
+    else:
+        out.print(f"{result.ref}: {'identical' if result.identical else 'DIFFERENT'} ({result.detail})")
+    if not result.identical:
+        raise typer.Exit(1)
+
+
+def rerender(ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"), json_: bool = JSON_OPT) -> None:
+    """A new version from the same recipe with current upstream (records regenerated_from)."""
+    with user_errors(), pipeline.session() as s, _progress() as bar:
+        task = bar.add_task(f"re-rendering {ref}", total=None)
+        version = gen.rerender_version(s, ref, progress=lambda n: bar.update(task, completed=n))
+    _done(version, json_, "rendered")
