@@ -14,7 +14,16 @@ Heavy libraries (torch, diffusers) are never imported here.
 
 from pipeline.db.engine import get_engine, session_scope as session
 from pipeline.errors import BacklotError, ConflictError, DatabaseError, InvalidInputError, NotFoundError
-from pipeline.lineage import LineageEdge, StaleReason, StaleVersion, find_stale_versions, get_inputs, get_outputs
+from pipeline.lineage import (
+    LineageEdge,
+    PlanItem,
+    StaleReason,
+    StaleVersion,
+    find_stale_versions,
+    get_inputs,
+    get_outputs,
+    plan_regeneration,
+)
 from pipeline.refs import AssetRef, VersionRef, parse_asset_ref, parse_version_ref
 from pipeline.storage import Store
 from pipeline.tracker import *  # noqa: F403 - the tracker's public functions and records
@@ -23,5 +32,5 @@ from pipeline.tracker import __all__ as _tracker_all
 __all__ = [
     "AssetRef", "BacklotError", "ConflictError", "DatabaseError", "InvalidInputError", "LineageEdge",
     "NotFoundError", "StaleReason", "StaleVersion", "Store", "VersionRef", "find_stale_versions", "get_engine",
-    "get_inputs", "get_outputs", "parse_asset_ref", "parse_version_ref", "session", *_tracker_all,
+    "get_inputs", "get_outputs", "parse_asset_ref", "PlanItem", "plan_regeneration", "parse_version_ref", "session", *_tracker_all,
 ]

@@ -9,6 +9,8 @@ commit (CLI, concurrency); the rest run inside a transaction that is rolled back
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -36,13 +38,16 @@ def pg_server(tmp_path_factory) -> Iterator[str]:
     if url := os.environ.get("BACKLOT_TEST_DATABASE_URL"):
         yield url
         return
-    home = tmp_path_factory.mktemp("pg-home")
+    # Outside pytest's basetemp: a concurrent pytest run prunes old basetemp folders, and
+    # with them a live cluster's data directory.
+    home = Path(tempfile.mkdtemp(prefix="backlot-test-pg-"))
     server = EmbeddedPostgres(home, server_options="-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
     url = server.start()
     try:
         yield url
     finally:
         server.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,9 @@ def resolve_url(settings: Settings) -> str:
     return EmbeddedPostgres(settings.home).start()
 
 
+_checked: set = set()
+
+
 @lru_cache(maxsize=8)
 def _engine_for(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
@@ -36,8 +39,9 @@ def get_engine(settings: Settings | None = None, *, check_schema: bool = True) -
     """
     settings = settings or load_settings()
     engine = _engine_for(resolve_url(settings))
-    if check_schema:
+    if check_schema and engine.url not in _checked:
         ensure_schema(engine, auto_upgrade=settings.embedded)
+        _checked.add(engine.url)  # once per process: the schema does not move under a running command
     return engine
 
 

@@ -78,6 +78,8 @@ class EventKind(str, enum.Enum):
     version_created = "version_created"
     status_changed = "status_changed"
     note_added = "note_added"
+    job_finished = "job_finished"
+    cut_imported = "cut_imported"
 
 
 def _pg_enum(enum_cls: type[enum.Enum], name: str) -> Enum:
@@ -207,6 +209,8 @@ class Version(Base):
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", server_default=text("'{}'::jsonb"))
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Set by the job that made it: a task that runs twice publishes one version.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     # Derived by triggers, never written by the application:
     superseded: Mapped[bool] = mapped_column(server_default=text("false"))
     live: Mapped[bool] = mapped_column(server_default=text("true"))

@@ -8,6 +8,7 @@ switched with `set_adapters` — never by reloading the base.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,11 @@ _CACHE: dict[str, LoadedPipeline] = {}
 
 
 def load_pipeline(content_hash: str, folder: Path, device: Device | None = None) -> LoadedPipeline:
-    """The pipeline of a base model version, loaded on first use and kept for the process."""
+    """The pipeline of a base model version, loaded on first use and kept for the process.
+
+    BACKLOT_NO_PIPELINE_CACHE=1 loads it every time (the naive design, for the benchmark)."""
+    if os.environ.get("BACKLOT_NO_PIPELINE_CACHE") == "1":
+        _CACHE.clear()
     if content_hash in _CACHE:
         return _CACHE[content_hash]
     quiet_libraries()

@@ -52,13 +52,38 @@ def write_preview(images: Sequence, path: Path, fps: Fraction) -> Path:
         stream.codec_context.thread_count = 1
         stream.options = {"crf": "18", "preset": "medium", "threads": "1"}
         container.metadata["comment"] = "backlot preview"
-        for image in images:
+        stream.codec_context.time_base = Fraction(fps.denominator, fps.numerator)
+        for index, image in enumerate(images):
             array = np.asarray(image.convert("RGB"))[: stream.height, : stream.width]
-            for packet in stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")):
+            frame = av.VideoFrame.from_ndarray(rgb_to_yuv420p(array), format="yuv420p")
+            # Explicit timestamps: x264's rate control reads them, and unset ones made output vary.
+            frame.pts, frame.time_base = index, stream.codec_context.time_base
+            for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+def rgb_to_yuv420p(rgb):
+    """BT.601 limited-range YUV 4:2:0 in integer arithmetic.
+
+    Done here rather than by libswscale, whose SIMD paths round differently with the input
+    buffer's alignment — which made the same frames encode to different bytes across runs.
+    """
+    import numpy as np
+
+    r, g, b = (rgb[..., i].astype(np.int32) for i in range(3))
+    y = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    u = ((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128
+    v = ((112 * r - 94 * g - 18 * b + 128) >> 8) + 128
+    h, w = y.shape
+
+    def subsample(plane):
+        return (plane.reshape(h // 2, 2, w // 2, 2).sum(axis=(1, 3)) + 2) >> 2
+
+    planes = [y.reshape(-1), subsample(u).reshape(-1), subsample(v).reshape(-1)]
+    return np.concatenate(planes).clip(0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
 
 
 def write_thumbnail(image, path: Path) -> Path:

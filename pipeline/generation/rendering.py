@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 from pipeline.errors import InvalidInputError, NotFoundError
 from pipeline.generation.device import library_versions, pick_device
 from pipeline.generation.loading import activate_adapters, load_pipeline
-from pipeline.generation.media import load_image, write_frames, write_preview, write_thumbnail
+from pipeline.generation.encoder import encode_preview
+from pipeline.generation.media import load_image, write_frames, write_thumbnail
 from pipeline.generation.models import version_folder
 from pipeline.storage import Store
 from pipeline.tracker import VersionRecord, get_project, get_shot, get_version, list_shots, publish_version
@@ -174,7 +175,7 @@ def render_frames(plan: RenderPlan, out: Path, store: Store | None = None,
         if progress:
             progress(index + 1)
     files = write_frames(images, out / "frames", plan.first_frame)
-    files.append(write_preview(images, out / "preview.mp4", plan.fps))
+    files.append(encode_preview(files, out / "preview.mp4", plan.fps))
     files.append(write_thumbnail(images[len(images) // 2], out / "thumbnail.png"))
     return files, recipe
 
@@ -194,7 +195,8 @@ def _prompt_truncated(tokenizer, prompt: str) -> bool:
 
 def publish_render(session: Session, project: str, shot: str, plan: RenderPlan, *, output: str = DEFAULT_OUTPUT,
                    extra_inputs: Sequence[tuple[str, int]] = (), store: Store | None = None,
-                   progress: Callable[[int], None] | None = None, actor: str | None = None) -> VersionRecord:
+                   progress: Callable[[int], None] | None = None, idempotency_key: str | None = None,
+                   actor: str | None = None) -> VersionRecord:
     """Render and publish a `shot_render` version with its inputs and recipe."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
@@ -207,7 +209,7 @@ def publish_render(session: Session, project: str, shot: str, plan: RenderPlan, 
         return publish_version(session, project, render_asset(shot, output), files, kind="shot_render", shot=shot,
                                names=[str(f.relative_to(out)) for f in files], inputs=inputs, recipe=recipe,
                                metadata={"frame_range": [plan.first_frame, last], "output": output},
-                               store=store, actor=actor, media_type="image/png")
+                               store=store, actor=actor, media_type="image/png", idempotency_key=idempotency_key)
 
 
 def render_shot(session: Session, project: str, shot: str, settings: RenderSettings, *, base_model: str,

@@ -74,7 +74,8 @@ def compare_files(version: VersionRecord, stored: Path, rendered: Path) -> Verif
     return VerifyResult(version.ref, True, len(recorded), None, f"all {len(recorded)} files identical")
 
 
-def rerender_version(session: Session, ref: str, *, store: Store | None = None, progress=None,
+def rerender_version(session: Session, ref: str | int, *, continuity: str | int | None = None,
+                     store: Store | None = None, progress=None, idempotency_key: str | None = None,
                      actor: str | None = None) -> VersionRecord:
     """A new version of the same shot from the same recipe (same seeds and settings), with
     upstream swapped to current versions: each adapter and the base model to the approved
@@ -88,12 +89,19 @@ def rerender_version(session: Session, ref: str, *, store: Store | None = None, 
         old,
         base_model=_current(session, old.base_model),
         adapters=[(_current(session, a), w) for a, w in old.adapters],
-        continuity=previous_shot_version(session, project, shot, version.metadata.get("output", "main"))
-        if old.continuity else None,
+        continuity=_neighbour(session, project, shot, version, continuity) if old.continuity else None,
         **_frames_now(session, project, shot),
     )
     return publish_render(session, project, shot, plan, output=version.metadata.get("output", "main"),
-                          extra_inputs=[("regenerated_from", version.id)], store=store, progress=progress, actor=actor)
+                          extra_inputs=[("regenerated_from", version.id)], store=store, progress=progress,
+                          idempotency_key=idempotency_key, actor=actor)
+
+
+def _neighbour(session: Session, project: str, shot: str, version: VersionRecord,
+               continuity: str | int | None) -> VersionRecord | None:
+    if continuity is not None:
+        return get_version(session, continuity)
+    return previous_shot_version(session, project, shot, version.metadata.get("output", "main"))
 
 
 def _current(session: Session, version: VersionRecord) -> VersionRecord:

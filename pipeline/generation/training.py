@@ -61,7 +61,7 @@ class TrainResult:
 def train_adapter(session: Session, project: str, name: str, concept_art: Sequence[str], *,
                   base_model: str, captions: Sequence[str] = (), settings: TrainSettings = TrainSettings(),
                   store: Store | None = None, progress: Callable[[int, float], None] | None = None,
-                  actor: str | None = None) -> VersionRecord:
+                  idempotency_key: str | None = None, actor: str | None = None) -> VersionRecord:
     """Train a LoRA on concept-art versions and publish it as a new `adapter` version."""
     settings.check()
     if not concept_art:
@@ -87,7 +87,7 @@ def train_adapter(session: Session, project: str, name: str, concept_art: Sequen
         }
         inputs = [("training_data", a.id) for a in arts] + [("base_model", base.id)]
         return publish_version(session, project, name, [result.folder / LORA_WEIGHTS], kind="adapter",
-                               inputs=inputs, recipe=recipe, store=store, actor=actor,
+                               inputs=inputs, recipe=recipe, store=store, actor=actor, idempotency_key=idempotency_key,
                                media_type="application/x-lora-safetensors",
                                metadata={"rank": settings.rank, "steps": settings.steps})
 

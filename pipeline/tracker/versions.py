@@ -135,6 +135,7 @@ def publish_version(
     shot: str | None = None,
     store: Store | None = None,
     copy_files: bool = True,
+    idempotency_key: str | None = None,
     actor: str | None = None,
 ) -> VersionRecord:
     """Publish a new version of `project/asset` (created with `kind` when missing).
@@ -143,8 +144,13 @@ def publish_version(
     roles and status valid. Files go into the content-addressed store (or, with
     `copy_files=False`, are only hashed and stay where they are: say where in `metadata`);
     the version row, its files, inputs, recipe and event are written in the caller's
-    transaction.
+    transaction. With an `idempotency_key` already used, the version that has it is returned
+    and nothing new is written (a job that runs twice publishes once).
     """
+    if idempotency_key:
+        done = session.scalar(select(Version.id).where(Version.idempotency_key == idempotency_key))
+        if done:
+            return load_version_records(session, [done])[0]
     planned = plan_files(files, names)
     state = parse_status(status)
     recipe_hash, recipe_body = canonical_recipe(recipe) if recipe is not None else (None, None)
@@ -160,7 +166,7 @@ def publish_version(
     version = Version(asset_id=asset_row.id, project_id=proj.id, content_hash=content_hash,
                       media_type=media_type or _guess_media_type([n for _, n in planned]), status=state,
                       recipe_id=_ensure_recipe(session, recipe_hash, recipe_body), meta=meta,
-                      created_by=_actor(actor))
+                      created_by=_actor(actor), idempotency_key=idempotency_key)
     session.add(version)
     session.flush()
     session.add_all(VersionFile(version_id=version.id, path=f.path, sha256=f.sha256, size=f.size) for f in stored)

@@ -1,51 +1,229 @@
-"""`backlot demo`: a small production built end to end with what Backlot does today.
+"""`backlot demo`: the main job — a small production end to end, through a real worker.
 
-It uses the tracker only: procedural concept art for two characters (SVG, made from a
-seed), storyboard frames for an eight-shot sequence drawn from that art and chained for
-continuity, then a new approved look for one character, and the stale set it causes.
-Generation (adapters, rendered shots) joins the demo when that part of Backlot lands.
+On the embedded defaults (Backlot's own PostgreSQL, which is also the Celery broker):
+a tiny base model; procedural concept art for two characters (v1, approved); an adapter
+trained on it by the worker; the shipped cut of a ten-shot sequence imported; every shot
+rendered by the worker in editorial order, each continuing from the one before; then a new
+look for one character → a new adapter → the regeneration plan says which shots are stale
+and why → the worker remakes them, in order → a conformed timeline and a before/after
+contact sheet are written. Everything it makes is printed at the end.
 """
 
 from __future__ import annotations
 
+import os
 import random
-import tempfile
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import Progress
+from rich.progress import BarColumn, Progress, TextColumn
 
 import pipeline
-from services.cli.output import emit_table, out, user_errors
-from services.cli.tracker_cmds import short
+from services.cli.output import emit_table, err, out, user_errors
 
-CHARACTERS = {"mara": "#c8553d", "ovid": "#2d7dd2"}
-SHOTS = [f"sq010_sh{n:04d}" for n in range(10, 90, 10)]
+CUT_FILE = Path(__file__).parent / "demo_data" / "sq010_cut_v001.otio"
+CHARACTERS = {"mara": (200, 85, 61), "ovid": (45, 125, 210)}
+RENDER = {"prompt": "{shot}: mara and ovid in the square, dusk", "steps": 6, "seed": 11}
 
 
-def concept_art_svg(name: str, colour: str, seed: int) -> str:
-    """A character sheet: the same seed draws the same picture."""
+def concept_art(path: Path, name: str, seed: int) -> Path:
+    """A character sheet drawn from a seed: the same seed draws the same picture."""
+    from PIL import Image, ImageDraw
+
     rng = random.Random(f"{name}:{seed}")
-    shapes = "".join(
-        f'<circle cx="{rng.randint(40, 216)}" cy="{rng.randint(40, 216)}" r="{rng.randint(8, 40)}" '
-        f'fill="{colour}" fill-opacity="{rng.uniform(0.3, 0.9):.2f}"/>'
-        for _ in range(12)
-    )
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="256" height="256">'
-            f'<rect width="256" height="256" fill="#f4f1de"/>{shapes}'
-            f'<text x="8" y="248" font-size="14">{name} v{seed}</text></svg>\n')
+    colour = CHARACTERS[name]
+    if seed > 1:  # the new look: a warmer palette
+        colour = tuple(min(255, c + 60) for c in colour[::-1])
+    image = Image.new("RGB", (64, 64), (244, 241, 222))
+    draw = ImageDraw.Draw(image)
+    for _ in range(10):
+        x, y, r = rng.randint(4, 60), rng.randint(4, 60), rng.randint(3, 14)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+    image.save(path)
+    return path
 
 
-def storyboard_svg(shot: str, characters: list[str], seed: int) -> str:
-    rng = random.Random(f"{shot}:{seed}")
-    figures = "".join(
-        f'<rect x="{rng.randint(10, 400)}" y="{rng.randint(40, 160)}" width="60" height="100" '
-        f'fill="{CHARACTERS[c]}"/>' for c in characters
-    )
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="480" height="270">'
-            f'<rect width="480" height="270" fill="#3d405b"/>{figures}'
-            f'<text x="8" y="262" fill="white" font-size="14">{shot}</text></svg>\n')
+def demo(project: Optional[str] = typer.Option(None, help="Project code (default: demo, demo2, ...)."),
+         output: Optional[Path] = typer.Option(None, help="Folder for the conformed cut and contact sheet.")) -> None:
+    """Build a small production end to end through a real worker, and show what changed."""
+    with user_errors():
+        started = time.monotonic()
+        with pipeline.session() as s:
+            code = project or _free_code(s, "demo")
+        folder = (output or pipeline.config.load_settings().home / "demo" / code).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        worker = _start_worker(folder / "worker.log")
+        try:
+            _run(code, folder)
+        finally:
+            _stop_worker(worker)
+        out.print(f"done in {time.monotonic() - started:.0f}s")
+
+
+def _run(code: str, folder: Path) -> None:
+    from pipeline import generation as gen
+    from pipeline.editorial import conform_cut, import_cut
+
+    with pipeline.session() as s:
+        pipeline.create_project(s, code, name="Backlot demo", fps="24")
+        base = gen.build_and_register_tiny(s, code)
+        art = {name: _publish_art(s, code, name, folder, seed=1) for name in CHARACTERS}
+        cut = import_cut(s, code, CUT_FILE, create_shots=True)
+    out.print(f"[bold]project {code}[/]: tiny base model {base.ref}; concept art v1 approved; "
+              f"cut imported ({len(cut.changes) if hasattr(cut, 'changes') else 'all'} shots)")
+    adapter1 = _train(code, base.ref, list(art.values()), "adapters/cast", key="v1")
+    shots = _render_all(code, base.ref, adapter1)
+    before = _current_renders(code, shots)
+    with pipeline.session() as s:
+        new_art = _publish_art(s, code, "mara", folder, seed=2)
+    out.print(f"new look for mara approved: {new_art}")
+    adapter2 = _train(code, base.ref, [new_art, art["ovid"]], "adapters/cast", key="v2")
+    with pipeline.session() as s:
+        plan = pipeline.plan_regeneration(s, code)
+    emit_table("Regeneration plan", ["#", "shot", "remake", "because", "continuity"],
+               [(i.editorial_order, i.shot, i.version.split("/", 1)[1], i.reason.split("/", 1)[-1], i.continuity)
+                for i in plan])
+    _regenerate(code)
+    after = _current_renders(code, shots)
+    with pipeline.session() as s:
+        conformed = conform_cut(s, code, folder / "sq010_conformed.otio", policy="latest")
+        left = pipeline.plan_regeneration(s, code)
+    sheet = _contact_sheet(before, after, folder / "contact_sheet.png")
+    out.print(f"stale after regeneration: {len(left)}")
+    out.print(f"conformed cut:  {folder / 'sq010_conformed.otio'} ({len(getattr(conformed, 'clips', []) or [])} clips relinked)")
+    out.print(f"contact sheet:  {sheet} (top: before, bottom: after)")
+    out.print(f"worker log:     {folder / 'worker.log'}")
+    out.print(f"store:          {pipeline.config.load_settings().store_url}")
+    out.print(f"look around:    backlot shot list {code} · backlot lineage {code}/shots/{shots[-1]}/main@latest · "
+              f"backlot jobs --project {code} · backlot serve")
+
+
+def _publish_art(s, code: str, name: str, folder: Path, seed: int) -> str:
+    path = concept_art(folder / f"{name}_v{seed}.png", name, seed)
+    version = pipeline.publish_version(s, code, f"characters/{name}", [path], kind="concept_art", names=["sheet.png"],
+                                       metadata={"seed": seed})
+    return pipeline.set_status(s, version.ref, "approved", note="look signed off").ref
+
+
+def _train(code: str, base: str, art: list[str], name: str, key: str) -> str:
+    from services.worker.submit import submit_training
+
+    with pipeline.session() as s:
+        job = submit_training(s, code, name, art, base_model=base, captions=["mara and ovid"],
+                              settings={"steps": 60, "lr": 1e-3, "seed": 3}, key=f"{code}:train:{key}")
+    _dispatch()
+    (done,) = _wait([job.id], f"training {name}")
+    with pipeline.session() as s:
+        version = pipeline.get_version(s, done.result_version_id)
+        pipeline.set_status(s, version.ref, "approved", note="adapter looks right")
+    out.print(f"adapter {version.ref} trained by the worker (loss {version.recipe['eval_loss_before']:.3f} → "
+              f"{version.recipe['eval_loss_after']:.3f}) and approved")
+    return version.ref
+
+
+def _render_all(code: str, base: str, adapter: str) -> list[str]:
+    from services.worker.app import create_app
+    from services.worker.submit import send_chains, submit_render
+
+    with pipeline.session() as s:
+        shots = [shot.code for shot in pipeline.list_shots(s, code)]
+        chain, previous = [], None
+        for shot in shots:
+            settings = dict(RENDER, prompt=RENDER["prompt"].format(shot=shot))
+            job = submit_render(s, code, shot, settings, base_model=base, adapters=[{"ref": adapter, "weight": 1.0}],
+                                key=f"{code}:render:{shot}", depends_on=previous)
+            chain.append(job)
+            previous = job.id
+    send_chains(create_app(), [chain])
+    done = _wait([j.id for j in chain], f"rendering {len(shots)} shots in editorial order")
+    with pipeline.session() as s:
+        for record in done:
+            pipeline.set_status(s, record.result_version_id, "approved", note="first pass approved")
+    out.print(f"{len(shots)} shots rendered by the worker with continuity, and approved")
+    return shots
+
+
+def _regenerate(code: str) -> None:
+    from services.worker.app import create_app
+    from services.worker.submit import regenerate
+
+    _batch, items, chains = regenerate(create_app(), code)
+    done = _wait([j.id for c in chains for j in c], f"regenerating {len(items)} stale shots")
+    with pipeline.session() as s:
+        for record in done:
+            pipeline.set_status(s, record.result_version_id, "approved", note="new look approved")
+    out.print(f"{len(done)} shots regenerated by the worker (each with a regenerated_from input) and approved")
+
+
+def _current_renders(code: str, shots: list[str]) -> list[Path]:
+    from pipeline.generation.models import version_folder
+
+    paths = []
+    with pipeline.session() as s:
+        for shot in shots:
+            version = pipeline.get_version(s, f"{code}/shots/{shot}/main@latest")
+            paths.append(version_folder(version) / "thumbnail.png")
+    return paths
+
+
+def _contact_sheet(before: list[Path], after: list[Path], path: Path) -> Path:
+    from PIL import Image
+
+    tiles = [Image.open(p).convert("RGB").resize((96, 96)) for p in before + after]
+    columns = len(before)
+    sheet = Image.new("RGB", (columns * 100 + 4, 2 * 100 + 4), (20, 20, 20))
+    for index, tile in enumerate(tiles):
+        sheet.paste(tile, (4 + (index % columns) * 100, 4 + (index // columns) * 100))
+    sheet.save(path)
+    return path
+
+
+def _dispatch() -> None:
+    from services.worker.app import create_app
+    from services.worker.dispatch import dispatch
+
+    dispatch(create_app())
+
+
+def _wait(ids: list[int], what: str, timeout: float = 900):
+    from pipeline import jobs
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  console=err, transient=True) as bar:
+        task = bar.add_task(what, total=len(ids))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with pipeline.session() as s:
+                records = [jobs.get_job(s, i) for i in ids]
+            bar.update(task, completed=sum(r.progress for r in records))
+            if all(r.state in ("done", "failed", "cancelled") for r in records):
+                failed = [r for r in records if r.state != "done"]
+                if failed:
+                    raise pipeline.BacklotError(f"{what}: job {failed[0].id} {failed[0].state}: {failed[0].error}")
+                return records
+            time.sleep(0.3)
+    raise pipeline.BacklotError(f"{what} did not finish in {timeout:.0f}s; see `backlot jobs`")
+
+
+def _start_worker(log: Path) -> subprocess.Popen:
+    env = dict(os.environ, BACKLOT_DISPATCH_EVERY_S="1")
+    return subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "--queues", "gpu,cpu",
+                             "--loglevel", "info"], stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+
+
+def _stop_worker(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
 
 
 def _free_code(session, wanted: str) -> str:
@@ -55,60 +233,3 @@ def _free_code(session, wanted: str) -> str:
         n += 1
         code = f"{wanted}{n}"
     return code
-
-
-def demo(project: Optional[str] = typer.Option(None, help="Project code (default: demo, demo2, ...).")) -> None:
-    """Build a small production end to end and show its lineage and stale set."""
-    with user_errors(), tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        with pipeline.session() as s:
-            code = project or _free_code(s, "demo")
-            pipeline.create_project(s, code, name="Backlot demo", fps="24")
-        out.print(f"[bold]project {code}[/]")
-        art = _publish_concept_art(code, work, seed=1)
-        _publish_storyboards(code, work, art)
-        with pipeline.session() as s:
-            stale_before = pipeline.find_stale_versions(s, code)
-        out.print(f"stale before the new look: {len(stale_before)}")
-        new_art = _publish_concept_art(code, work, seed=2, only=["mara"])
-        out.print(f"approved a new look for mara: {new_art['mara']}")
-        with pipeline.session() as s:
-            stale_after = pipeline.find_stale_versions(s, code)
-            chain = pipeline.get_inputs(s, f"{code}/storyboards/{SHOTS[-1]}@latest", transitive=True)
-        emit_table("Stale after the new look", ["version", "superseded input", "by", "path"],
-                   [(short(r.ref), short(r.reason.input), short(r.reason.superseded_by),
-                     " <- ".join(map(short, r.reason.path))) for r in stale_after])
-        out.print(f"{SHOTS[-1]} depends on {len({e.input for e in chain})} upstream versions "
-                  f"(continuity chain back to {SHOTS[0]})")
-        out.print(f"done: `backlot stale {code}` and `backlot lineage {code}/storyboards/{SHOTS[-1]}@1` show more")
-
-
-def _publish_concept_art(code: str, work: Path, seed: int, only: list[str] | None = None) -> dict[str, str]:
-    refs = {}
-    with pipeline.session() as s:
-        for name, colour in CHARACTERS.items():
-            if only and name not in only:
-                continue
-            path = work / f"{name}_v{seed}.svg"
-            path.write_text(concept_art_svg(name, colour, seed))
-            version = pipeline.publish_version(s, code, f"characters/{name}", [path], kind="concept_art",
-                                               names=["sheet.svg"], metadata={"seed": seed})
-            refs[name] = pipeline.set_status(s, version.ref, "approved", note="look signed off").ref
-    return refs
-
-
-def _publish_storyboards(code: str, work: Path, art: dict[str, str]) -> None:
-    previous: str | None = None
-    with Progress(transient=True) as progress, pipeline.session() as s:
-        task = progress.add_task("storyboarding", total=len(SHOTS))
-        for index, shot in enumerate(SHOTS):
-            pipeline.create_shot(s, code, shot, sequence="sq010", frames=24 + 8 * index, handles=8)
-            cast = ["mara", "ovid"] if index % 3 == 0 else [list(CHARACTERS)[index % 2]]
-            path = work / f"{shot}.svg"
-            path.write_text(storyboard_svg(shot, cast, seed=1))
-            inputs = [("concept_art", art[c]) for c in cast] + ([("continuity", previous)] if previous else [])
-            version = pipeline.publish_version(s, code, f"storyboards/{shot}", [path], kind="reference",
-                                               names=["board.svg"], inputs=inputs, shot=shot,
-                                               recipe={"drawn_by": "backlot.demo", "seed": 1, "cast": cast})
-            previous = version.ref
-            progress.advance(task)

@@ -1,0 +1,558 @@
+"""Importing a cut: read, map clips to shots, place them in shot frames, diff, write.
+
+Everything a revision needs is computed before the first write; the writes (the original
+file into the store, then the revision, its items, shots, change list and event) happen
+in the caller's transaction, so a failure leaves no row behind. Importing the same file
+with the same options and settings as the latest revision reads nothing and writes nothing.
+
+Shot frames follow the media: a shot's frame numbers are tied to the source frames of the
+take it was first cut from (first frame 1001 by default), so a later trim at the head moves
+`cut_in` by the frames trimmed. A new take starts at the shot's `cut_in` when it replaces the
+old one, after the frames of the shot's other takes when it joins them. A shot used twice
+covers the union of its uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from pipeline.config import load_settings
+from pipeline.db.cuts import CutChange, CutRevision
+from pipeline.db.models import Event, EventKind, Project
+from pipeline.editorial.diff import ShotChange, ShotCut, ShotUse, diff_cuts, summarize
+from pipeline.editorial.errors import CutInputError, Where
+from pipeline.editorial.flatten import CutClip, flatten_cut
+from pipeline.editorial.frames import Retime, format_rate, frames_to_timecode, is_drop_frame_rate
+from pipeline.editorial.mapping import ShotMatch, match_clip
+from pipeline.editorial.reader import ReadOptions, ReadResult, read_cut_file
+from pipeline.editorial.settings import EditorialSettings, effective, get_settings
+from pipeline.editorial.shot_versions import current_shot_versions, impact_of
+from pipeline.editorial import shots as shot_writes
+from pipeline.editorial.shots import ExistingShot, ShotPlan, load_shots
+from pipeline.editorial.sql import execute_custom_plan
+from pipeline.errors import DatabaseError, InvalidInputError
+from pipeline.refs import CODE_RE
+from pipeline.storage import Store, StoredFile
+from pipeline.tracker.projects import _actor, find_project
+from pipeline.tracker.records import _Record
+
+_LOCK_NAMESPACE = 0x0C07  # pg_advisory_xact_lock(namespace, project id): one import per project at a time
+
+
+@dataclass(frozen=True)
+class RevisionRecord(_Record):
+    id: int
+    project: str
+    number: int
+    name: str
+    source_file: str
+    file_sha256: str
+    adapter: str
+    fps: Fraction
+    record_in: int
+    record_out_excl: int
+    start_timecode: str
+    clip_count: int
+    matched_count: int
+    track_policy: str
+    reader_options: dict[str, Any]
+    previous: int | None  # the number of the revision it is compared with
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class UnmatchedClip(_Record):
+    position: int
+    clip: str
+    reel: str | None
+    record_timecode: str
+    where: str
+    code: str | None  # a code found for a shot that does not exist
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImportResult(_Record):
+    revision: RevisionRecord
+    created: bool  # False: the same import as the latest revision, nothing written
+    changes: list[ShotChange]
+    unmatched: list[UnmatchedClip]
+    shots_created: list[str] = field(default_factory=list)
+    shots_updated: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return summarize(self.changes)
+
+
+@dataclass
+class _Item:
+    """A clip of the new revision with its shot and shot frames, before writing."""
+
+    clip: CutClip
+    match: ShotMatch | None
+    cut_in: int | None = None
+    cut_out_incl: int | None = None
+
+
+def import_cut(session: Session, project: str, path: str | Path, *, options: ReadOptions = ReadOptions(),
+               track_policy: str | None = None, first_frame: int | None = None, handles: int | None = None,
+               create_shots: bool = False, name_unmatched: str | None = None, store: Store | None = None,
+               actor: str | None = None) -> ImportResult:
+    """Import an edit file as the project's next cut revision (see the module docstring)."""
+    proj = find_project(session, project)
+    rate = Fraction(proj.fps_num, proj.fps_den)
+    settings = effective(get_settings(session, proj), track_policy=track_policy, first_frame=first_frame,
+                         handles=handles)
+    if name_unmatched is not None:
+        _check_template(name_unmatched)
+    path = Path(path)
+    data, stat = _read_file(path)
+    sha = hashlib.sha256(data).hexdigest()
+    key = _import_key(sha, options, rate, settings, handles, create_shots, name_unmatched)
+    session.execute(text("SELECT pg_advisory_xact_lock(:ns, :id)"), {"ns": _LOCK_NAMESPACE, "id": proj.id})
+    latest = _latest_revision(session, proj.id)
+    if latest is not None and latest.import_key == key:
+        return load_import(session, proj, latest, created=False)
+    read = read_cut_file(path, options, default_rate=rate, data=data, sha256=sha)
+    if read.rate != rate:
+        raise CutInputError(Where(read.label), f"the cut runs at {format_rate(read.rate)} fps but project {proj.code} "
+                                               f"at {format_rate(rate)} fps: import it into a project at that rate, "
+                                               "or pass --rate if the file's rate is wrong")
+    plan = _plan_import(session, proj, read, latest, settings, handles, name_unmatched)
+    stored_hash = _store_original(store, path, read, stat)
+    return _write_import(session, proj, plan, key, stored_hash, create_shots, _actor(actor))
+
+
+@dataclass
+class _ImportPlan:
+    """Everything a revision needs, worked out before anything is written."""
+
+    read: ReadResult
+    settings: EditorialSettings
+    latest: CutRevision | None
+    items: list[_Item]
+    existing: dict[str, ExistingShot]
+    old_cuts: dict[str, ShotCut]
+    new_cuts: dict[str, ShotCut]
+    changes: list[ShotChange]
+    shots: dict[str, ShotPlan]
+
+
+def _plan_import(session: Session, proj: Project, read: ReadResult, latest: CutRevision | None,
+                 settings: EditorialSettings, handles: int | None, name_unmatched: str | None) -> _ImportPlan:
+    items = _map_clips(flatten_cut(read, settings.track_policy), settings)
+    _name_unmatched(items, name_unmatched)
+    codes = {i.match.code for i in items if i.match}
+    existing = load_shots(session, proj.id, codes)
+    _place_in_shot_frames(items, _previous_uses(session, proj.id, latest, codes), existing, settings.first_frame)
+    new_cuts = shot_cuts_of_items(items)
+    old_cuts = _revision_shot_cuts(session, latest.id) if latest else {}
+    changes = diff_cuts(old_cuts, new_cuts, _seen_before(session, proj.id, latest, set(new_cuts) - set(old_cuts)))
+    shots = _shot_plans(items, new_cuts, existing, settings, handles)
+    return _ImportPlan(read, settings, latest, items, existing, old_cuts, new_cuts, changes, shots)
+
+
+def _write_import(session: Session, proj: Project, plan: _ImportPlan, key: str, stored_hash: str,
+                  create_shots: bool, actor: str) -> ImportResult:
+    """The writes, all in the caller's transaction: shots, revision, items, change list, event."""
+    existing, shots = plan.existing, plan.shots
+    created_ids = shot_writes.create_shots(session, proj, [p for c, p in shots.items() if c not in existing], actor) \
+        if create_shots else {}
+    updated = shot_writes.update_shots(session, proj, [(existing[c], p) for c, p in shots.items() if c in existing],
+                                       actor)
+    shot_ids = {code: shot.id for code, shot in existing.items()} | created_ids
+    shot_writes.clear_order(session, list(_omitted_shot_ids(session, proj.id, plan.old_cuts, plan.new_cuts).values()))
+    changes = _with_impact(session, plan.changes, shot_ids, shots)
+    read = plan.read
+    revision = _insert_revision(session, proj, read, key, plan.settings, plan.items, plan.latest, stored_hash,
+                                actor)
+    _insert_items(session, revision.id, plan.items)
+    _insert_changes(session, revision.id, changes)
+    session.add(Event(project_id=proj.id, kind=EventKind.cut_imported, actor=actor,
+                      payload={"cut_revision": revision.number, "file": read.label, "adapter": read.adapter,
+                               "clips": len(plan.items), "changes": summarize(changes),
+                               "shots_created": sorted(created_ids)}))
+    session.flush()
+    previous = plan.latest.number if plan.latest else None
+    return ImportResult(_revision_record(revision, proj.code, previous), True, changes,
+                        _unmatched(plan.items, shot_ids, read.rate, create_shots), sorted(created_ids),
+                        sorted(updated))
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def _read_file(path: Path) -> tuple[bytes, os.stat_result]:
+    try:
+        stat = path.stat()
+        return path.read_bytes(), stat
+    except FileNotFoundError:
+        raise CutInputError(Where(str(path)), "no such file") from None
+    except IsADirectoryError:
+        raise CutInputError(Where(str(path)), "is a folder, not an edit file") from None
+    except OSError as exc:
+        raise CutInputError(Where(str(path)), f"cannot be read ({exc.strerror})") from None
+
+
+def _import_key(sha: str, options: ReadOptions, rate: Fraction, settings: EditorialSettings, handles: int | None,
+                create_shots: bool, name_unmatched: str | None) -> str:
+    """What makes an import the same: the bytes, how they are read, and the settings that map them."""
+    body = {"file": sha, "options": options.to_dict(), "rate": format_rate(rate), "settings": settings.to_dict(),
+            "handles_override": handles, "create_shots": create_shots, "name_unmatched": name_unmatched}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _map_clips(clips: list[CutClip], settings: EditorialSettings) -> list[_Item]:
+    """Each clip with its shot; the pieces of one OTIO clip share one lookup."""
+    found: dict[tuple[int, ...], ShotMatch | None] = {}
+    items = []
+    for clip in clips:
+        if clip.path not in found:
+            found[clip.path] = match_clip(clip.clip, clip.reel, settings.rules)
+        items.append(_Item(clip, found[clip.path]))
+    return items
+
+
+def _check_template(template: str) -> None:
+    try:
+        code = template.format(position=1, name="clip", reel="reel", track="V1")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise InvalidInputError(f"--name-unmatched {template!r} is not a valid template ({exc}): "
+                                "use {position}, {name}, {reel}, {track}, e.g. 'ed_{position:04d}'") from None
+    if not code:
+        raise InvalidInputError(f"--name-unmatched {template!r} gives an empty code")
+
+
+def _name_unmatched(items: list[_Item], template: str | None) -> None:
+    """Give clips no rule matched a code from the template (made into a valid shot code)."""
+    if template is None:
+        return
+    for item in items:
+        if item.match is None:
+            c = item.clip
+            raw = template.format(position=c.position, name=c.name, reel=c.reel or "", track=c.track)
+            code = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in raw).strip("_-")[:64]
+            if code and CODE_RE.match(code):
+                item.match = ShotMatch(code, None, "name-unmatched template", raw)
+
+
+# -- shot frames -----------------------------------------------------------------------------
+
+
+def _previous_uses(session: Session, project_id: int, latest: CutRevision | None,
+                   codes: set[str]) -> dict[str, list[tuple[str, int]]]:
+    """Per shot code: (source identity, shot frame minus source frame) from its last revision."""
+    if not codes or latest is None:
+        return {}
+    rows = execute_custom_plan(session, """
+        SELECT DISTINCT ON (ci.shot_code, source) ci.shot_code, source, ci.cut_in - ci.needed_in AS delta
+        FROM cut_revisions r
+        JOIN cut_items ci ON ci.revision_id = r.id
+        CROSS JOIN LATERAL (SELECT coalesce(ci.reel, ci.media_url, ci.clip_name) AS source) s
+        WHERE r.project_id = :p AND ci.shot_code = ANY(:codes) AND ci.cut_in IS NOT NULL
+        ORDER BY ci.shot_code, source, r.number DESC, ci.position
+    """, {"p": project_id, "codes": sorted(codes)})
+    uses: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for row in rows:
+        uses[row.shot_code].append((row.source, row.delta))
+    return uses
+
+
+def _place_in_shot_frames(items: list[_Item], previous: dict[str, list[tuple[str, int]]],
+                          existing: dict[str, ExistingShot], first_frame: int) -> None:
+    """Give each matched item its shot frames.
+
+    Per shot, each take (source) keeps the frame offset an earlier cut gave it. A take new to
+    the shot starts at the shot's start when it is the only one, else right after the frames
+    the shot's other takes use, so one render covering the shot's range covers every take.
+    """
+    takes: dict[str, dict[str, list[_Item]]] = defaultdict(dict)  # code -> take -> items, by first use
+    for item in items:
+        if item.match:
+            takes[item.match.code].setdefault(item.clip.source_identity, []).append(item)
+    for code, by_take in takes.items():
+        known = dict(previous.get(code, []))
+        placed_end: int | None = None
+        for take in sorted(by_take, key=lambda t: t not in known):  # anchored takes first
+            members = by_take[take]
+            first_needed = min(m.clip.needed_in for m in members)
+            if take in known:
+                delta = known[take]
+            elif placed_end is None:
+                delta = (existing[code].cut_in if code in existing else first_frame) - first_needed
+            else:
+                delta = placed_end + 1 - first_needed
+            for m in members:
+                m.cut_in = m.clip.needed_in + delta
+                m.cut_out_incl = m.clip.needed_out_excl - 1 + delta
+            end = max(m.cut_out_incl for m in members)
+            placed_end = end if placed_end is None else max(placed_end, end)
+
+
+def shot_cuts_of_items(items: list[_Item]) -> dict[str, ShotCut]:
+    uses: dict[str, list[ShotUse]] = defaultdict(list)
+    for item in items:
+        if item.match and item.cut_in is not None and item.cut_out_incl is not None:
+            c = item.clip
+            uses[item.match.code].append(ShotUse(c.position, c.source_identity, c.retime.label(), item.cut_in,
+                                                 item.cut_out_incl))
+    return _shot_cuts(uses)
+
+
+def _shot_cuts(uses: dict[str, list[ShotUse]]) -> dict[str, ShotCut]:
+    ordered = sorted(uses.items(), key=lambda kv: min(u.position for u in kv[1]))
+    return {code: ShotCut(code, rank, min(u.cut_in for u in shot_uses), max(u.cut_out_incl for u in shot_uses),
+                          tuple(sorted(shot_uses, key=lambda u: u.position)))
+            for rank, (code, shot_uses) in enumerate(ordered, start=1)}
+
+
+def _shot_plans(items: list[_Item], cuts: dict[str, ShotCut], existing: dict[str, ExistingShot],
+                settings: EditorialSettings, handles: int | None) -> dict[str, ShotPlan]:
+    sequences = {}
+    for item in items:
+        if item.match and item.match.code not in sequences:
+            sequences[item.match.code] = item.match.sequence
+    plans = {}
+    for code, cut in cuts.items():
+        shot = existing.get(code)
+        shot_handles = handles if handles is not None else (shot.handles if shot else settings.handles)
+        plans[code] = ShotPlan(code, sequences.get(code), cut.cut_in, cut.cut_out_incl, shot_handles, cut.order)
+    return plans
+
+
+# -- previous revisions ------------------------------------------------------------------------
+
+
+def _latest_revision(session: Session, project_id: int) -> CutRevision | None:
+    return session.scalar(select(CutRevision).where(CutRevision.project_id == project_id)
+                          .order_by(CutRevision.number.desc()).limit(1))
+
+
+def _revision_shot_cuts(session: Session, revision_id: int) -> dict[str, ShotCut]:
+    # Thousands of plain tuples: straight from the driver, no result-row objects.
+    with session.connection().connection.driver_connection.cursor() as cursor:
+        rows = cursor.execute(
+            "SELECT position, shot_code, reel, media_url, clip_name, speed_num, speed_den, \"freeze\", cut_in, cut_out_incl "
+            "FROM cut_items WHERE revision_id = %s AND shot_code IS NOT NULL AND cut_in IS NOT NULL",
+            (revision_id,)).fetchall()
+    uses: dict[str, list[ShotUse]] = defaultdict(list)
+    labels: dict[tuple[int, int, bool], str] = {}
+    for position, code, reel, url, name, num, den, freeze, cut_in, cut_out in rows:
+        key = (num, den, freeze)
+        if key not in labels:
+            labels[key] = Retime(Fraction(num, den), freeze).label()
+        uses[code].append(ShotUse(position, reel or url or name, labels[key], cut_in, cut_out))
+    return _shot_cuts(uses)
+
+
+def _seen_before(session: Session, project_id: int, latest: CutRevision | None, codes: set[str]) -> set[str]:
+    """Which of `codes` were in a revision before the latest (so they come back reinstated)."""
+    if not codes or latest is None:
+        return set()
+    rows = execute_custom_plan(session, """
+        SELECT DISTINCT ci.shot_code FROM cut_revisions r JOIN cut_items ci ON ci.revision_id = r.id
+        WHERE r.project_id = :p AND r.number < :n AND ci.shot_code = ANY(:codes)
+    """, {"p": project_id, "n": latest.number, "codes": sorted(codes)})
+    return {row.shot_code for row in rows}
+
+
+def _omitted_shot_ids(session: Session, project_id: int, old: dict[str, ShotCut], new: dict[str, ShotCut]) -> dict[str, int]:
+    gone = set(old) - set(new)
+    return {code: shot.id for code, shot in load_shots(session, project_id, gone).items()} if gone else {}
+
+
+def _with_impact(session: Session, changes: list[ShotChange], shot_ids: dict[str, int],
+                 plans: dict[str, ShotPlan]) -> list[ShotChange]:
+    """Add the production impact: does the shot's new range (with handles) fit its current version?"""
+    wanted = {shot_ids[c.shot] for c in changes if c.shot in shot_ids and c.shot in plans}
+    versions = current_shot_versions(session, wanted, media=False)
+    result = []
+    for change in changes:
+        plan = plans.get(change.shot)
+        if plan is None:
+            result.append(change)
+            continue
+        impact = impact_of(versions.get(shot_ids.get(change.shot, -1)), plan.cut_in - plan.handles,
+                           plan.cut_out_incl + plan.handles)
+        result.append(replace(change, needs_render=impact.needs_render,
+                              detail={**change.detail, "impact": impact.to_dict()}))
+    return result
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+def _store_original(store: Store | None, path: Path, read: ReadResult, before: os.stat_result) -> str:
+    """Keep the file (conform re-reads it), as a store folder holding it; returns that folder's hash.
+
+    Refuses if the file changed while it was being read: the store is content-addressed.
+    """
+    content_hash, _ = (store or Store(load_settings().store_url)).put_version(
+        [(path, read.label)], [StoredFile(read.label, read.sha256, read.size)])
+    after = path.stat()
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise CutInputError(Where(read.label), "changed while it was being imported: import it again")
+    return content_hash
+
+
+def _insert_revision(session: Session, proj: Project, read: ReadResult, key: str, settings: EditorialSettings,
+                     items: list[_Item], latest: CutRevision | None, stored_hash: str, actor: str) -> CutRevision:
+    options = read.options.to_dict() | {"drop_frame": read.drop_frame}
+    revision = CutRevision(
+        project_id=proj.id, number=(latest.number if latest else 0) + 1, name=read.timeline.name or read.label,
+        source_file=read.label, file_sha256=read.sha256, file_size=read.size, stored_hash=stored_hash,
+        adapter=read.adapter, reader_options=options, import_key=key, track_policy=settings.track_policy,
+        fps_num=read.rate.numerator, fps_den=read.rate.denominator,
+        record_in=min(i.clip.record_in for i in items), record_out_excl=max(i.clip.record_out_excl for i in items),
+        clip_count=len(items), matched_count=sum(1 for i in items if i.match),
+        previous_id=latest.id if latest else None, created_by=actor)
+    session.add(revision)
+    session.flush()
+    return revision
+
+
+_ITEM_COLUMNS = ("revision_id", "position", "otio_path", "track", "track_index", "clip_name", "reel", "media_url",
+                 "record_in", "record_out_excl", "source_rate_num", "source_rate_den", "clip_source_in", "source_in",
+                 "source_out_excl", "speed_num", "speed_den", "freeze", "transition_in", "transition_out",
+                 "needed_in", "needed_out_excl", "shot_code", "match_rule", "match_value", "cut_in", "cut_out_incl")
+_CHANGE_COLUMNS = ("revision_id", "shot_code", "kinds", "old_cut_in", "old_cut_out_incl", "new_cut_in",
+                   "new_cut_out_incl", "old_position", "new_position", "needs_render", "detail")
+
+
+def _insert_items(session: Session, revision_id: int, items: list[_Item]) -> None:
+    rows = []
+    for item in items:
+        c, match = item.clip, item.match
+        code = match.code if match else None
+        rows.append((
+            revision_id, c.position, ".".join(map(str, c.path)), c.track, c.track_index, c.name, c.reel, c.media_url,
+            c.record_in, c.record_out_excl, c.source_rate.numerator, c.source_rate.denominator, c.clip_source_in,
+            c.source_in, c.source_out_excl, c.retime.speed.numerator, c.retime.speed.denominator, c.retime.freeze,
+            c.transition_in, c.transition_out, c.needed_in, c.needed_out_excl, code, match.rule if match else None,
+            match.value if match else None, item.cut_in, item.cut_out_incl))
+    _copy(session, "cut_items", _ITEM_COLUMNS, rows)
+
+
+def _insert_changes(session: Session, revision_id: int, changes: list[ShotChange]) -> None:
+    rows = [(revision_id, c.shot, list(c.kinds), c.old_cut_in, c.old_cut_out_incl,
+             c.new_cut_in, c.new_cut_out_incl, c.old_position, c.new_position, c.needs_render,
+             {**c.detail, "head": c.head, "tail": c.tail}) for c in changes]
+    _copy(session, "cut_changes", _CHANGE_COLUMNS, rows)
+
+
+def _copy(session: Session, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """COPY rows in through the session's own connection (same transaction): the fast path for thousands.
+
+    Rows are formatted as COPY text here, in one buffer: much cheaper than adapting value by value.
+    """
+    if not rows:
+        return
+    raw = session.connection().connection.driver_connection
+    quoted = ", ".join(f'"{column}"' for column in columns)  # "freeze" is a reserved word
+    text_of = _copy_text
+    buffer = "".join("\t".join([text_of(value) for value in row]) + "\n" for row in rows)
+    try:
+        with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
+            copy.write(buffer.encode())
+    except psycopg.Error as exc:
+        message = (exc.diag.message_primary if exc.diag else None) or str(exc)
+        raise DatabaseError(f"the database refused the cut's {table}: {message}") from exc
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": "\ufffd"})
+_NEEDS_ESCAPE = re.compile("[\\\\\t\n\r\x00]")
+
+
+def _copy_text(value: Any) -> str:
+    """One value in PostgreSQL's COPY text format."""
+    if value is None:
+        return "\\N"
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is str:
+        return value.translate(_COPY_ESCAPES) if _NEEDS_ESCAPE.search(value) else value
+    if kind is bool:
+        return "t" if value else "f"
+    if isinstance(value, list):  # a text[]: quoted elements
+        inner = ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value)
+        return ("{" + inner + "}").translate(_COPY_ESCAPES)
+    if isinstance(value, dict):  # jsonb refuses \u0000
+        return json.dumps(value, separators=(",", ":")).replace("\\u0000", "\\ufffd").translate(_COPY_ESCAPES)
+    return str(value).replace("\x00", "\ufffd").translate(_COPY_ESCAPES)  # text cannot hold NUL
+
+
+def _unmatched(items: list[_Item], shot_ids: dict[str, int], rate: Fraction, create: bool) -> list[UnmatchedClip]:
+    result = []
+    for item in items:
+        c = item.clip
+        if item.match is None:
+            reason = "no mapping rule found a shot code"
+        elif item.match.code not in shot_ids:
+            reason = f"no shot {item.match.code} in the project" + ("" if create else " (pass --create-shots)")
+        else:
+            continue
+        result.append(UnmatchedClip(c.position, c.name, c.reel, frames_to_timecode(c.record_in, rate, False),
+                                    str(c.where), item.match.code if item.match else None, reason))
+    return result
+
+
+# -- reading back ------------------------------------------------------------------------------
+
+
+def _revision_record(r: CutRevision, project: str, previous: int | None) -> RevisionRecord:
+    rate = Fraction(r.fps_num, r.fps_den)
+    drop = bool((r.reader_options or {}).get("drop_frame"))
+    return RevisionRecord(r.id, project, r.number, r.name, r.source_file, r.file_sha256, r.adapter, rate, r.record_in,
+                          r.record_out_excl, frames_to_timecode(r.record_in, rate, drop and is_drop_frame_rate(rate)),
+                          r.clip_count, r.matched_count, r.track_policy, r.reader_options, previous, r.created_by,
+                          r.created_at)
+
+
+def load_import(session: Session, proj: Project, revision: CutRevision, *, created: bool) -> ImportResult:
+    """An import as stored: the revision, its change list and its unmatched clips."""
+    previous = session.get(CutRevision, revision.previous_id) if revision.previous_id else None
+    changes = stored_changes(session, revision.id)
+    rows = session.execute(text("""
+        SELECT ci.position, ci.clip_name, ci.reel, ci.record_in, ci.shot_code FROM cut_items ci
+        LEFT JOIN shots s ON s.project_id = :p AND s.code = ci.shot_code
+        WHERE ci.revision_id = :r AND s.id IS NULL ORDER BY ci.position
+    """), {"p": proj.id, "r": revision.id})
+    rate = Fraction(revision.fps_num, revision.fps_den)
+    unmatched = [UnmatchedClip(i.position, i.clip_name, i.reel, frames_to_timecode(i.record_in, rate, False),
+                               revision.source_file, i.shot_code,
+                               "no mapping rule found a shot code" if i.shot_code is None
+                               else f"no shot {i.shot_code} in the project") for i in rows]
+    return ImportResult(_revision_record(revision, proj.code, previous.number if previous else None), created,
+                        changes, unmatched)
+
+
+def stored_changes(session: Session, revision_id: int) -> list[ShotChange]:
+    t = CutChange.__table__.c
+    rows = session.execute(select(t.shot_code, t.kinds, t.old_cut_in, t.old_cut_out_incl, t.new_cut_in,
+                                  t.new_cut_out_incl, t.old_position, t.new_position, t.needs_render, t.detail)
+                           .where(t.revision_id == revision_id)
+                           .order_by(t.new_position.nulls_last(), t.old_position, t.shot_code))
+    result = []
+    for r in rows:
+        detail = dict(r.detail or {})
+        head, tail = detail.pop("head", 0), detail.pop("tail", 0)
+        result.append(ShotChange(r.shot_code, tuple(r.kinds), r.old_cut_in, r.old_cut_out_incl, r.new_cut_in,
+                                 r.new_cut_out_incl, r.old_position, r.new_position, head, tail, r.needs_render,
+                                 detail))
+    return result

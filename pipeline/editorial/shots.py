@@ -1,0 +1,102 @@
+"""Writing the cut's shots to the tracker in bulk: create the missing, update the changed.
+
+A cut touches hundreds of shots at once, so this writes with a few set-based statements
+instead of one ORM round trip per shot; it records the same events the tracker does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from pipeline.db.models import Event, EventKind, Project, Sequence, Shot
+from pipeline.tracker.projects import ensure_sequence
+
+
+@dataclass(frozen=True)
+class ShotPlan:
+    """What the cut says about one shot."""
+
+    code: str
+    sequence: str | None
+    cut_in: int
+    cut_out_incl: int
+    handles: int
+    editorial_order: int
+
+
+@dataclass(frozen=True)
+class ExistingShot:
+    id: int
+    code: str
+    sequence_id: int | None
+    cut_in: int
+    cut_out_incl: int
+    handles: int
+    editorial_order: int | None
+
+
+def load_shots(session: Session, project_id: int, codes: set[str] | None = None) -> dict[str, ExistingShot]:
+    """The project's shots by code (only `codes`, when given)."""
+    t = Shot.__table__.c
+    stmt = select(t.id, t.code, t.sequence_id, t.cut_in, t.cut_out, t.handles, t.editorial_order) \
+        .where(t.project_id == project_id)
+    if codes is not None and len(codes) <= 500:  # beyond that, one scan of the project beats a long IN list
+        stmt = stmt.where(t.code.in_(sorted(codes)))
+    rows = session.execute(stmt).all()
+    return {row[1]: ExistingShot(*row) for row in rows if codes is None or row[1] in codes}
+
+
+def create_shots(session: Session, proj: Project, plans: list[ShotPlan], actor: str) -> dict[str, int]:
+    """Insert new shots (and their sequences); returns code -> id."""
+    if not plans:
+        return {}
+    sequences = _sequence_ids(session, proj, {p.sequence for p in plans if p.sequence}, actor)
+    rows = [{"project_id": proj.id, "code": p.code, "sequence_id": sequences.get(p.sequence) if p.sequence else None,
+             "cut_in": p.cut_in, "cut_out": p.cut_out_incl, "handles": p.handles,
+             "editorial_order": p.editorial_order} for p in plans]
+    created = session.execute(insert(Shot).returning(Shot.id, Shot.code), rows).all()
+    session.execute(insert(Event), [
+        {"project_id": proj.id, "kind": EventKind.shot_created, "actor": actor,
+         "payload": {"code": p.code, "sequence": p.sequence, "cut_in": p.cut_in, "cut_out": p.cut_out_incl,
+                     "by": "cut import"}} for p in plans])
+    return {code: shot_id for shot_id, code in created}
+
+
+def update_shots(session: Session, proj: Project, changes: list[tuple[ExistingShot, ShotPlan]], actor: str) -> list[str]:
+    """Write new cut ranges, handles, order and (when a shot has none) sequence; returns the codes changed."""
+    sequences = _sequence_ids(session, proj, {p.sequence for s, p in changes if p.sequence and s.sequence_id is None},
+                              actor)
+    rows = []
+    for shot, plan in changes:
+        sequence_id = shot.sequence_id if shot.sequence_id is not None else sequences.get(plan.sequence)
+        wanted = (plan.cut_in, plan.cut_out_incl, plan.handles, plan.editorial_order, sequence_id)
+        if wanted != (shot.cut_in, shot.cut_out_incl, shot.handles, shot.editorial_order, shot.sequence_id):
+            rows.append({"b_id": shot.id, "cut_in": wanted[0], "cut_out": wanted[1], "handles": wanted[2],
+                         "editorial_order": wanted[3], "sequence_id": wanted[4]})
+    if rows:
+        session.connection().execute(
+            update(Shot.__table__).where(Shot.__table__.c.id == bindparam("b_id"))
+            .values(cut_in=bindparam("cut_in"), cut_out=bindparam("cut_out"), handles=bindparam("handles"),
+                    editorial_order=bindparam("editorial_order"), sequence_id=bindparam("sequence_id")), rows)
+    by_id = {shot.id: shot.code for shot, _ in changes}
+    return [by_id[row["b_id"]] for row in rows]
+
+
+def clear_order(session: Session, shot_ids: list[int]) -> None:
+    """Shots the cut no longer uses lose their editorial order (their range is kept)."""
+    if shot_ids:
+        session.connection().execute(update(Shot.__table__).where(Shot.__table__.c.id.in_(shot_ids))
+                                     .values(editorial_order=None))
+
+
+def _sequence_ids(session: Session, proj: Project, codes: set[str], actor: str) -> dict[str, int]:
+    if not codes:
+        return {}
+    found = dict(session.execute(select(Sequence.code, Sequence.id)
+                                 .where(Sequence.project_id == proj.id, Sequence.code.in_(sorted(codes)))).all())
+    for code in sorted(codes - set(found)):
+        found[code] = ensure_sequence(session, proj, code, actor).id
+    return found

@@ -1,0 +1,25 @@
+"""Running the editorial queries that take a cut's worth of ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+
+def execute_custom_plan(session: Session, sql: str, params: dict[str, Any]) -> list[Any]:
+    """Rows of `sql`, planned for these very parameters, without JIT.
+
+    psycopg prepares a statement run often, and PostgreSQL may then switch to a generic plan
+    that cannot see how many ids the array holds (hundreds of milliseconds instead of tens);
+    with a cut's worth of ids the estimates can also cross the JIT thresholds, and compiling
+    costs more than the query. Both settings are restored for the rest of the transaction.
+    """
+    saved = session.execute(text(
+        "SELECT current_setting('jit'), current_setting('plan_cache_mode'), set_config('jit', 'off', true), "
+        "set_config('plan_cache_mode', 'force_custom_plan', true)")).one()
+    rows = session.execute(text(sql), params).all()
+    session.execute(text("SELECT set_config('jit', :jit, true), set_config('plan_cache_mode', :mode, true)"),
+                    {"jit": saved[0], "mode": saved[1]})
+    return rows

@@ -1,0 +1,211 @@
+"""Jobs in PostgreSQL: the outbox between requests and workers.
+
+`request_job` writes a row in the caller's transaction (so a job exists exactly when the
+change that asked for it commits). Workers claim, report progress and finish jobs through
+the other functions here; the dispatcher (services.worker) asks `jobs_to_send` what to hand
+to the broker. Nothing here knows about Celery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from pipeline.db.jobs import ACTIVE_STATES, Job, JobKind, JobState
+from pipeline.db.models import EventKind
+from pipeline.errors import ConflictError, InvalidInputError, NotFoundError
+from pipeline.tracker.choices import parse_choice
+from pipeline.tracker.events import record_event
+from pipeline.tracker.projects import _actor, find_project
+from pipeline.tracker.records import _Record
+
+QUEUES = {JobKind.train_adapter: "gpu", JobKind.render_shot: "gpu", JobKind.rerender: "gpu"}
+
+
+@dataclass(frozen=True)
+class JobRecord(_Record):
+    id: int
+    project: str
+    kind: str
+    state: str
+    queue: str
+    params: dict[str, Any]
+    idempotency_key: str
+    attempts: int
+    max_attempts: int
+    progress: float
+    progress_note: str | None
+    depends_on: int | None
+    batch: str | None
+    result_version_id: int | None
+    error: str | None
+    traceback: str | None
+    worker: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _record(job: Job, project: str) -> JobRecord:
+    return JobRecord(job.id, project, job.kind.value, job.state.value, job.queue, job.params, job.idempotency_key,
+                     job.attempts, job.max_attempts, job.progress, job.progress_note, job.depends_on_id, job.batch,
+                     job.result_version_id, job.error, job.traceback, job.worker, job.created_at, job.updated_at)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def request_job(session: Session, project: str, kind: str | JobKind, params: dict[str, Any], *,
+                idempotency_key: str, depends_on: int | None = None, batch: str | None = None,
+                max_attempts: int = 3, actor: str | None = None) -> JobRecord:
+    """A new queued job, or the existing one with the same idempotency key (same kind and params)."""
+    job_kind = parse_choice(JobKind, kind, "job kind")
+    if not idempotency_key:
+        raise InvalidInputError("a job needs an idempotency key")
+    proj = find_project(session, project)
+    session.execute(pg_insert(Job).values(
+        project_id=proj.id, kind=job_kind, queue=QUEUES[job_kind], params=params, idempotency_key=idempotency_key,
+        depends_on_id=depends_on, batch=batch, max_attempts=max_attempts, created_by=_actor(actor),
+    ).on_conflict_do_nothing(index_elements=["idempotency_key"]))
+    job = session.scalar(select(Job).where(Job.idempotency_key == idempotency_key))
+    if job.kind != job_kind or job.params != params:
+        raise ConflictError(f"idempotency key {idempotency_key!r} is already used by job {job.id} "
+                            "with other parameters")
+    return _record(job, project)
+
+
+def get_job(session: Session, job_id: int) -> JobRecord:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFoundError(f"no job {job_id}")
+    return _record(job, find_project_code(session, job.project_id))
+
+
+def find_project_code(session: Session, project_id: int) -> str:
+    from pipeline.db.models import Project
+
+    return session.get(Project, project_id).code
+
+
+def list_jobs(session: Session, project: str | None = None, *, active_only: bool = False,
+              batch: str | None = None, limit: int = 200) -> list[JobRecord]:
+    from pipeline.db.models import Project
+
+    stmt = select(Job, Project.code).join(Project, Project.id == Job.project_id).order_by(Job.id.desc()).limit(limit)
+    if project:
+        stmt = stmt.where(Job.project_id == find_project(session, project).id)
+    if active_only:
+        stmt = stmt.where(Job.state.in_(ACTIVE_STATES))
+    if batch:
+        stmt = stmt.where(Job.batch == batch)
+    return [_record(job, code) for job, code in session.execute(stmt)]
+
+
+def cancel_job(session: Session, job_id: int) -> JobRecord:
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None:
+        raise NotFoundError(f"no job {job_id}")
+    if job.state in (JobState.done, JobState.failed, JobState.cancelled):
+        raise ConflictError(f"job {job_id} is already {job.state.value}")
+    job.state, job.updated_at, job.finished_at = JobState.cancelled, _now(), _now()
+    session.flush()
+    return get_job(session, job_id)
+
+
+# -- the worker's side ------------------------------------------------------------------------
+
+
+def claim_job(session: Session, job_id: int, worker: str, *, stale_after: float) -> Job | None:
+    """Mark a job running for this worker; None when there is nothing to do: done, cancelled,
+    failed, running elsewhere with a live heartbeat, or waiting for the job it depends on
+    (a failed dependency fails it)."""
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None or job.state in (JobState.done, JobState.cancelled, JobState.failed):
+        return None
+    if job.state == JobState.running and job.heartbeat_at and job.heartbeat_at > _now() - timedelta(seconds=stale_after):
+        return None
+    if job.depends_on_id is not None:
+        parent = session.get(Job, job.depends_on_id)
+        if parent.state in (JobState.failed, JobState.cancelled):
+            job.state, job.finished_at, job.updated_at = JobState.failed, _now(), _now()
+            job.error = f"job {parent.id} it depends on is {parent.state.value}"
+            return None
+        if parent.state != JobState.done:
+            return None
+    if job.attempts >= job.max_attempts:
+        job.state, job.error, job.updated_at = JobState.failed, job.error or "out of attempts", _now()
+        return None
+    job.state, job.worker, job.attempts = JobState.running, worker, job.attempts + 1
+    job.heartbeat_at = job.updated_at = _now()
+    return job
+
+
+def report_progress(session: Session, job_id: int, progress: float, note: str | None = None) -> bool:
+    """Record progress and a heartbeat; False when the job was cancelled meanwhile."""
+    state = session.execute(
+        update(Job).where(Job.id == job_id).values(progress=min(max(progress, 0.0), 1.0), progress_note=note,
+                                                     heartbeat_at=_now(), updated_at=_now())
+        .returning(Job.state)).scalar()
+    return state is not None and state != JobState.cancelled
+
+
+def finish_job(session: Session, job_id: int, version_id: int) -> None:
+    job = session.get(Job, job_id, with_for_update=True)
+    job.state, job.result_version_id, job.progress = JobState.done, version_id, 1.0
+    job.error = job.traceback = None
+    job.finished_at = job.updated_at = _now()
+    # Dependents become runnable now: their re-send clock starts here.
+    session.execute(update(Job).where(Job.depends_on_id == job_id, Job.state == JobState.dispatched)
+                    .values(updated_at=_now()))
+    record_event(session, job.project_id, EventKind.job_finished, job.created_by, version_id,
+                 job_id=job.id, job_kind=job.kind.value, state="done")
+
+
+def fail_attempt(session: Session, job_id: int, error: str, traceback: str, *, final: bool) -> None:
+    """Record an attempt's error; the job is failed when it is the last attempt, else queued again."""
+    job = session.get(Job, job_id, with_for_update=True)
+    job.error, job.traceback, job.updated_at = error, traceback, _now()
+    if final or job.attempts >= job.max_attempts:
+        job.state, job.finished_at = JobState.failed, _now()
+        record_event(session, job.project_id, EventKind.job_finished, job.created_by, None,
+                     job_id=job.id, job_kind=job.kind.value, state="failed", error=error)
+    else:
+        job.state = JobState.queued
+
+
+def mark_dispatched(session: Session, job_ids: list[int]) -> None:
+    """Jobs about to be sent as one Celery canvas (a chain): the dispatcher leaves them be."""
+    session.execute(update(Job).where(Job.id.in_(job_ids), Job.state == JobState.queued)
+                    .values(state=JobState.dispatched, updated_at=_now()))
+
+
+def requeue(session: Session, job_ids: list[int]) -> None:
+    """Jobs whose message could not be sent: queued again, for the next dispatch."""
+    session.execute(update(Job).where(Job.id.in_(job_ids), Job.state == JobState.dispatched)
+                    .values(state=JobState.queued, updated_at=_now()))
+
+
+def jobs_to_send(session: Session, *, stale_after: float, redispatch_after: float, limit: int = 100) -> list[Job]:
+    """Jobs the broker should be given now, marked dispatched: queued ones whose dependency is
+    done; dispatched ones no worker started in time (a lost message); running ones whose worker
+    stopped beating (a killed worker)."""
+    now = _now()
+    parent = Job.__table__.alias("parent")
+    dependency_done = or_(Job.depends_on_id.is_(None),
+                          select(parent.c.state).where(parent.c.id == Job.depends_on_id).scalar_subquery()
+                          == JobState.done.value)
+    stmt = (select(Job).where(or_(
+        (Job.state == JobState.queued) & dependency_done,
+        (Job.state == JobState.dispatched) & dependency_done
+        & (Job.updated_at < now - timedelta(seconds=redispatch_after)),
+        (Job.state == JobState.running) & (Job.heartbeat_at < now - timedelta(seconds=stale_after)),
+    )).order_by(Job.id).limit(limit).with_for_update(skip_locked=True))
+    jobs = list(session.scalars(stmt))
+    for job in jobs:
+        job.state, job.updated_at = JobState.dispatched, now
+    return jobs

@@ -1,0 +1,146 @@
+"""Media by content hash, with its type from the file's name and HTTP range requests (a video seeks).
+
+A file is served only to tokens of a project that has a version with that file. The body is
+read from the store in chunks; `Range: bytes=a-b`, `a-` and `-n` get 206 with Content-Range,
+an unsatisfiable range 416, several ranges at once the whole file (RFC 9110 lets a server
+ignore Range). Content never changes for a hash, so the hash is a strong ETag and responses
+may be cached for good. Media is sandboxed (CSP) so an uploaded SVG or HTML runs no script.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from dataclasses import dataclass
+from typing import Annotated, Iterator
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy import select
+
+from pipeline.db.models import Version, VersionFile
+from pipeline.errors import NotFoundError
+from pipeline.storage import Store
+from services.api.auth import Viewer
+from services.api.errors import ERROR_RESPONSES
+
+router = APIRouter(prefix="/api/projects/{project}", responses=ERROR_RESPONSES, tags=["media"])
+
+CHUNK = 256 * 1024
+Sha256 = Annotated[str, Path(pattern="^[0-9a-f]{64}$", description="sha256 of the file's content")]
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+EXTRA_TYPES = {".exr": "image/x-exr", ".safetensors": "application/octet-stream", ".otio": "application/json",
+               ".mp4": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm", ".svg": "image/svg+xml",
+               ".webp": "image/webp", ".avif": "image/avif"}
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    end: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+class Unsatisfiable(Exception):
+    pass
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """The one range asked for, None for the whole file; Unsatisfiable when it lies past the end."""
+    if not header:
+        return None
+    match = _RANGE_RE.match(header.strip())
+    if match is None:
+        return None  # several ranges, or a unit we do not know: send everything
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # the last N bytes
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise Unsatisfiable()
+        return ByteRange(max(0, size - suffix), size - 1)
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        raise Unsatisfiable()
+    return ByteRange(start, end)
+
+
+def media_type(name: str) -> str:
+    suffix = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return EXTRA_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def read_chunks(store: Store, sha256: str, start: int, length: int) -> Iterator[bytes]:
+    with store.open_object(sha256) as handle:
+        handle.seek(start)
+        left = length
+        while left > 0:
+            chunk = handle.read(min(CHUNK, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+
+
+MEDIA_RESPONSES = {200: {"content": {"application/octet-stream": {}}, "description": "The file"},
+                   206: {"description": "Part of the file (Range)"}, 304: {"description": "Not modified"},
+                   416: {"description": "Range not satisfiable"}}
+
+
+@router.get("/media/{sha256}", response_class=Response, responses=MEDIA_RESPONSES)
+def get_media(scope: Viewer, sha256: Sha256, request: Request) -> Response:
+    """A file of one of the project's versions, by the sha256 of its content."""
+    return serve_media(scope, sha256, request)
+
+
+@router.head("/media/{sha256}", response_class=Response, responses=MEDIA_RESPONSES)
+def head_media(scope: Viewer, sha256: Sha256, request: Request) -> Response:
+    """The headers of GET: type, length, ETag, ranges."""
+    return serve_media(scope, sha256, request)
+
+
+def serve_media(scope, sha256: str, request: Request) -> Response:
+    row = scope.session.execute(
+        select(VersionFile.path, VersionFile.size).join(Version, Version.id == VersionFile.version_id)
+        .where(VersionFile.sha256 == sha256, Version.project_id == scope.project_id)
+        .order_by(VersionFile.path).limit(1)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"no file with content {sha256[:12]}… in project {scope.project}")
+    if not scope.store.exists(sha256):
+        raise NotFoundError(f"{row.path} ({sha256[:12]}…) is not in the store: it was published in place")
+    etag = f'"{sha256}"'
+    headers = {
+        "ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=31536000, immutable",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; sandbox",
+        "Content-Disposition": f'inline; filename="{_ascii_name(row.path)}"',
+    }
+    kind = media_type(row.path)
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+        return Response(status_code=304, headers=headers)
+    size = row.size
+    wanted = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    try:
+        part = parse_range(wanted, size) if (if_range is None or if_range == etag) else None
+    except Unsatisfiable:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    start, length, status = (0, size, 200) if part is None else (part.start, part.length, 206)
+    headers["Content-Length"] = str(length)
+    if part is not None:
+        headers["Content-Range"] = f"bytes {part.start}-{part.end}/{size}"
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=kind)
+    return StreamingResponse(read_chunks(scope.store, sha256, start, length), status_code=status, headers=headers,
+                             media_type=kind)
+
+
+def _ascii_name(path: str) -> str:
+    base = path.rsplit("/", 1)[-1]
+    return "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in base)

@@ -1,0 +1,1 @@
+"""Celery workers: the app, its queues and tasks, the broker, and the outbox dispatcher."""

@@ -1,0 +1,56 @@
+"""The outbox dispatcher: hand jobs from PostgreSQL to the broker, after commit, and again
+when a message or a worker was lost.
+
+`dispatch` runs after a request commits (the CLI calls it), after every finished task (so
+the next job of a chain goes at once) and periodically in every worker (a thread), which is
+what recovers lost messages and killed workers. `SELECT ... FOR UPDATE SKIP LOCKED` keeps
+several dispatchers from sending the same job at the same moment; if two still do, the task
+is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import pipeline
+from pipeline import jobs
+
+log = logging.getLogger("backlot.dispatch")
+STALE_AFTER = float(os.environ.get("BACKLOT_JOB_STALE_S", 120))  # seconds without a heartbeat
+REDISPATCH_AFTER = float(os.environ.get("BACKLOT_JOB_REDISPATCH_S", 300))  # sent, never started
+LOOP_EVERY = float(os.environ.get("BACKLOT_DISPATCH_EVERY_S", 5))
+
+
+def dispatch(app) -> int:
+    """Send what is due; returns how many jobs were sent. A broker error puts the unsent ones
+    back to queued (and is raised); a crash between commit and send is caught by the re-send
+    rule for dispatched jobs that never started."""
+    with pipeline.session() as s:
+        due = [(job.id, job.queue) for job in jobs.jobs_to_send(s, stale_after=STALE_AFTER,
+                                                                   redispatch_after=REDISPATCH_AFTER)]
+    # After commit: a worker taking the message must find the row unlocked and dispatched.
+    for index, (job_id, queue) in enumerate(due):
+        try:
+            app.send_task("backlot.run_job", args=[job_id], queue=queue, retry=False)
+        except Exception:
+            with pipeline.session() as s:
+                jobs.requeue(s, [j for j, _ in due[index:]])
+            raise
+    return len(due)
+
+
+def start_dispatch_loop(app) -> threading.Thread:
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(LOOP_EVERY):
+            try:
+                dispatch(app)
+            except Exception as exc:  # noqa: BLE001 - a broker or database hiccup: next round
+                log.warning("dispatcher: %s", exc)
+
+    thread = threading.Thread(target=loop, name="backlot-dispatch", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,134 @@
+"""The task: run one job from the jobs table, whatever its kind, exactly once in effect.
+
+A message only carries a job id. The task claims the row, runs the work with progress and
+heartbeats written back, and publishes with the job's idempotency key on the version, so a
+message delivered twice (or a job re-sent after a worker died) still yields one version.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import traceback as tb
+
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init, worker_ready
+
+import pipeline
+from pipeline import jobs
+from pipeline.db.jobs import JobKind, JobState
+from pipeline.db.models import Version
+from pipeline.errors import BacklotError
+from services.worker.app import app
+from services.worker.dispatch import STALE_AFTER
+
+log = logging.getLogger("backlot.worker")
+WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+HEARTBEAT_EVERY = 1.0
+
+
+@app.task(name="backlot.run_job", bind=True)
+def run_job(self, job_id: int) -> int | None:
+    with pipeline.session() as s:
+        job = jobs.claim_job(s, job_id, WORKER_NAME, stale_after=STALE_AFTER)
+        if job is None:
+            return None
+        existing = s.query(Version.id).filter(Version.idempotency_key == version_key(job_id)).scalar()
+        if existing:  # published by an earlier run that died before marking the job done
+            jobs.finish_job(s, job_id, existing)
+            return existing
+        kind, params, project = job.kind, dict(job.params), jobs.find_project_code(s, job.project_id)
+        continuity = _dependency_result(s, job)
+    try:
+        version_id = execute(kind, project, params, job_id, continuity)
+    except (Exception, SoftTimeLimitExceeded) as exc:  # noqa: BLE001 - every failure is recorded on the job
+        final = isinstance(exc, BacklotError)  # bad input will not get better by retrying
+        with pipeline.session() as s:
+            jobs.fail_attempt(s, job_id, f"{type(exc).__name__}: {exc}", tb.format_exc(), final=final)
+        log.warning("job %s failed: %s", job_id, exc)
+        return None
+    dispatch_ready()
+    return version_id
+
+
+def version_key(job_id: int) -> str:
+    return f"job:{job_id}"
+
+
+def _dependency_result(session, job) -> int | None:
+    if job.depends_on_id is None:
+        return None
+    parent = session.get(type(job), job.depends_on_id)
+    return parent.result_version_id if parent and parent.state == JobState.done else None
+
+
+def execute(kind: JobKind, project: str, params: dict, job_id: int, continuity: int | None) -> int:
+    """Run the work and publish, with the job marked done in the same transaction as the version."""
+    from pipeline import generation as gen
+
+    last = [0.0]
+
+    def beat(fraction: float, note: str) -> None:
+        if time.monotonic() - last[0] < HEARTBEAT_EVERY and fraction < 1:
+            return
+        last[0] = time.monotonic()
+        with pipeline.session() as s:
+            if not jobs.report_progress(s, job_id, fraction, note):
+                raise BacklotError(f"job {job_id} was cancelled")
+
+    key = version_key(job_id)
+    with pipeline.session() as s:
+        if kind == JobKind.train_adapter:
+            settings = gen.TrainSettings(**params.get("settings", {}))
+            version = gen.train_adapter(s, project, params["name"], params["concept_art"],
+                                        base_model=params["base_model"], captions=params.get("captions", []),
+                                        settings=settings, idempotency_key=key,
+                                        progress=lambda step, loss: beat(step / settings.steps, f"loss {loss:.4f}"))
+        elif kind == JobKind.render_shot:
+            settings = gen.RenderSettings(**params["settings"])
+            plan = gen.plan_render(s, project, params["shot"], settings, base_model=params["base_model"],
+                                   adapters=[gen.AdapterUse(a["ref"], a["weight"]) for a in params.get("adapters", [])],
+                                   frames=params.get("frames"), continuity=params.get("continuity", True))
+            version = gen.publish_render(s, project, params["shot"], plan, idempotency_key=key,
+                                         progress=lambda n: beat(n / plan.frame_count, f"frame {n}/{plan.frame_count}"))
+        else:
+            neighbour = continuity if params.get("continuity_from_dependency") else None
+            version = gen.rerender_version(s, params["source"], continuity=neighbour,
+                                           idempotency_key=key, progress=lambda n: beat(0.5, f"frame {n}"))
+        jobs.finish_job(s, job_id, version.id)
+        return version.id
+
+
+def dispatch_ready() -> None:
+    from services.worker.dispatch import dispatch
+
+    try:
+        dispatch(app)
+    except Exception as exc:  # noqa: BLE001 - the periodic dispatcher will try again
+        log.warning("dispatch after a job failed: %s", exc)
+
+
+@worker_process_init.connect
+def warm_base_model(**_kwargs) -> None:
+    """Load the base model once per worker process, before the first task needs it."""
+    ref = os.environ.get("BACKLOT_WARM_MODEL")
+    if not ref:
+        return
+    from pipeline.generation.loading import load_pipeline
+    from pipeline.generation.models import version_folder
+
+    try:
+        with pipeline.session() as s:
+            version = pipeline.get_version(s, ref)
+        load_pipeline(version.content_hash, version_folder(version))
+    except BacklotError as exc:
+        log.warning("could not warm %s: %s", ref, exc)
+
+
+@worker_ready.connect
+def start_dispatcher(sender=None, **_kwargs) -> None:
+    from services.worker.dispatch import start_dispatch_loop
+
+    start_dispatch_loop(app)
