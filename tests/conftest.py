@@ -121,6 +121,23 @@ def session(shared_db_url, env) -> Iterator[Session]:
 
 
 @pytest.fixture
+def run(db_url):
+    """Run a `backlot` command in-process against the test database; checks its exit code."""
+    from typer.testing import CliRunner
+
+    from services.cli.app import app
+
+    runner = CliRunner()
+
+    def invoke(*args, code=0):
+        result = runner.invoke(app, [str(a) for a in args])
+        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+        return result
+
+    return invoke
+
+
+@pytest.fixture
 def files(tmp_path) -> "FileMaker":
     return FileMaker(tmp_path / "src")
 

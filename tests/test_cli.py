@@ -12,18 +12,6 @@ from pipeline.db import migrate
 from services.cli.app import app
 
 
-@pytest.fixture
-def run(db_url):
-    runner = CliRunner()
-
-    def invoke(*args, code=0):
-        result = runner.invoke(app, [str(a) for a in args])
-        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-        return result
-
-    return invoke
-
-
 def rows(db_url, sql):
     engine = create_engine(db_url)
     with engine.connect() as conn:

@@ -34,11 +34,11 @@ from pipeline.tracker.records import _Record
 # The LATERAL ... OFFSET 0 subqueries keep PostgreSQL on index lookups per reached row: the
 # recursive CTE's row estimate is large and fixed, which would otherwise pick hash joins
 # that scan whole tables, making the cost follow the database instead of the answer.
-_STALE_SQL = text("""
+_WALK = """
 WITH RECURSIVE reach(version_id, via_id, role) AS (
     SELECT li.version_id, li.input_id, li.role FROM live_inputs li
     WHERE li.project_id = :project_id AND li.input_superseded
-  UNION
+  UNION{extra_seeds}
     SELECT nxt.version_id, nxt.input_id, nxt.role FROM reach r
     CROSS JOIN LATERAL (SELECT li.version_id, li.input_id, li.role FROM live_inputs li
                         WHERE li.input_id = r.version_id OFFSET 0) nxt
@@ -51,31 +51,15 @@ FROM reach r CROSS JOIN LATERAL (
     FROM versions v JOIN assets a ON a.id = v.asset_id, versions iv
     WHERE v.id = r.version_id AND iv.id = r.via_id OFFSET 0
 ) x
-""")
+"""
+_STALE_SQL = text(_WALK.format(extra_seeds=""))
 
 # The same walk, also started from the consumers of versions short of their cut (:uncovered).
-_STALE_WITH_CUT_SQL = text("""
-WITH RECURSIVE reach(version_id, via_id, role) AS (
-    SELECT li.version_id, li.input_id, li.role FROM live_inputs li
-    WHERE li.project_id = :project_id AND li.input_superseded
-  UNION
+_STALE_WITH_CUT_SQL = text(_WALK.format(extra_seeds="""
     SELECT nxt.version_id, nxt.input_id, nxt.role FROM unnest(CAST(:uncovered AS bigint[])) u(id)
     CROSS JOIN LATERAL (SELECT li.version_id, li.input_id, li.role FROM live_inputs li
                         WHERE li.input_id = u.id OFFSET 0) nxt
-  UNION
-    SELECT nxt.version_id, nxt.input_id, nxt.role FROM reach r
-    CROSS JOIN LATERAL (SELECT li.version_id, li.input_id, li.role FROM live_inputs li
-                        WHERE li.input_id = r.version_id OFFSET 0) nxt
-)
-SELECT r.version_id, r.via_id, r.role::text AS role, x.via_superseded, x.is_current, x.in_project
-FROM reach r CROSS JOIN LATERAL (
-    SELECT iv.superseded AS via_superseded,
-           (v.number = a.latest_number OR v.number IS NOT DISTINCT FROM a.approved_number) AS is_current,
-           v.project_id = :project_id AS in_project
-    FROM versions v JOIN assets a ON a.id = v.asset_id, versions iv
-    WHERE v.id = r.version_id AND iv.id = r.via_id OFFSET 0
-) x
-""")
+  UNION"""))
 
 # Current shot versions that miss frames of their shot's cut (handles included).
 _UNCOVERED_SQL = text("""

@@ -11,24 +11,16 @@ import time
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from services.cli.app import app
 from tests.api.conftest import free_port
 from tests.api.test_webhooks import Receiver
 
 
 @pytest.fixture
-def cli(db_url):
-    runner = CliRunner()
-
-    def invoke(*args, code=0):
-        result = runner.invoke(app, [str(a) for a in args])
-        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-        return result
-
-    invoke("project", "create", "film")
-    return invoke
+def cli(run):
+    """The shared CLI runner, with a project `film`."""
+    run("project", "create", "film")
+    return run
 
 
 def test_token_create_list_revoke(cli):

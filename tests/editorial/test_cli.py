@@ -19,16 +19,10 @@ TABLES = ("cut_revisions", "cut_items", "cut_changes", "cut_settings", "shots", 
 
 
 @pytest.fixture
-def run(db_url):
-    runner = CliRunner()
-
-    def invoke(*args, code=0):
-        result = runner.invoke(app, [str(a) for a in args])
-        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
-        return result
-
-    invoke("project", "create", "film", "--fps", "24")
-    return invoke
+def run(run):
+    """The shared CLI runner, with a 24 fps project `film`."""
+    run("project", "create", "film", "--fps", "24")
+    return run
 
 
 @pytest.fixture
