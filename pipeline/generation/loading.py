@@ -19,9 +19,10 @@ LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
 
 @dataclass
 class LoadedPipeline:
-    text2img: object
-    img2img: object
+    text2img: object  # prompt -> frame(s)
+    img2img: object  # frame(s) -> frame(s): img2img, or video-to-video for a video base
     device: Device
+    video: bool = False  # an AnimateDiff base: frames come out together
     adapters: set[str] = field(default_factory=set)
     active: tuple[tuple[str, float], ...] | None = None
 
@@ -48,10 +49,16 @@ def load_pipeline(content_hash: str, folder: Path, device: Device | None = None)
         import torch
 
         text2img.unet = torch.compile(text2img.unet)
-    # img2img shares every component (and so every loaded adapter) with text2img.
-    img2img = StableDiffusionImg2ImgPipeline(**text2img.components)
+    # The continuation pipeline shares every component (and so every loaded adapter).
+    video = type(text2img).__name__ == "AnimateDiffPipeline"
+    if video:
+        from diffusers import AnimateDiffVideoToVideoPipeline
+
+        img2img = AnimateDiffVideoToVideoPipeline(**text2img.components)
+    else:
+        img2img = StableDiffusionImg2ImgPipeline(**text2img.components)
     img2img.set_progress_bar_config(disable=True)
-    _CACHE[content_hash] = LoadedPipeline(text2img, img2img, device)
+    _CACHE[content_hash] = LoadedPipeline(text2img, img2img, device, video)
     return _CACHE[content_hash]
 
 

@@ -59,14 +59,16 @@ def register_model(session: Session, project: str, name: str, path: str | Path, 
 
 
 def build_and_register_tiny(session: Session, project: str, name: str = DEFAULT_TINY_NAME, seed: int = 0,
-                            store: Store | None = None, actor: str | None = None) -> VersionRecord:
-    """Build the tiny stand-in pipeline (see tiny.py) and register it, copied into the store."""
+                            store: Store | None = None, actor: str | None = None,
+                            kind: str = "image") -> VersionRecord:
+    """Build the tiny stand-in pipeline (see tiny.py; `kind` image or animatediff) and
+    register it, copied into the store."""
     from pipeline.generation.tiny import build_tiny_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = build_tiny_pipeline(Path(tmp) / "tiny", seed=seed)
+        folder = build_tiny_pipeline(Path(tmp) / "tiny", seed=seed, kind=kind)
         return register_model(session, project, name, folder, copy=True, store=store, actor=actor,
-                              metadata={"stand_in": True, "tiny_seed": seed})
+                              metadata={"stand_in": True, "tiny_seed": seed, "tiny_kind": kind})
 
 
 def version_folder(version: VersionRecord, store: Store | None = None) -> Path:

@@ -28,6 +28,7 @@ from pipeline.storage import Store
 from pipeline.tracker import VersionRecord, get_project, get_shot, get_version, list_shots, publish_version
 
 RENDERER = "backlot.render.v1"
+VIDEO_WINDOW = 16  # frames a video base makes together (the tiny motion adapter holds up to 32)
 DEFAULT_OUTPUT = "main"
 
 
@@ -78,7 +79,8 @@ class RenderPlan:
         return {
             "kind": "shot_render", "renderer": RENDERER, **asdict(self.settings),
             "first_frame": self.first_frame, "frame_count": self.frame_count,
-            "fps": f"{self.fps.numerator}/{self.fps.denominator}", "frame_seeds": "seed + frame index",
+            "fps": f"{self.fps.numerator}/{self.fps.denominator}",
+            "frame_seeds": f"seed + window index, windows of {VIDEO_WINDOW}" if loaded.video else "seed + frame index",
             "pipeline_class": type(text2img).__name__, "img2img_class": type(loaded.img2img).__name__,
             "scheduler_class": type(text2img.scheduler).__name__, "scheduler_config": dict(text2img.scheduler.config),
             "base_model": self.base_model.content_hash,
@@ -92,7 +94,7 @@ class RenderPlan:
 
 def plan_render(session: Session, project: str, shot: str, settings: RenderSettings, *, base_model: str,
                 adapters: Sequence[AdapterUse] = (), frames: int | None = None,
-                continuity: str | None | bool = True) -> RenderPlan:
+                continuity: str | None | bool = True, output: str = DEFAULT_OUTPUT) -> RenderPlan:
     """Resolve a render: frames from the shot's cut (with handles) unless `frames` is given;
     continuity from the previous shot in editorial order (True), an explicit ref, or none (False)."""
     settings.check()
@@ -106,7 +108,7 @@ def plan_render(session: Session, project: str, shot: str, settings: RenderSetti
         raise InvalidInputError(f"{base.ref} is a {base.kind}, not a base_model")
     resolved = [(_checked_adapter(session, use.ref, base), use.weight) for use in adapters]
     if continuity is True:
-        neighbour = previous_shot_version(session, project, shot)
+        neighbour = previous_shot_version(session, project, shot, output)
     else:
         neighbour = get_version(session, continuity) if continuity else None
     fps = get_project(session, project).fps
@@ -149,8 +151,6 @@ def render_asset(shot: str, output: str = DEFAULT_OUTPUT) -> str:
 def render_frames(plan: RenderPlan, out: Path, store: Store | None = None,
                   progress: Callable[[int], None] | None = None) -> tuple[list[Path], dict]:
     """Render the plan's frames, preview and thumbnail into `out`; returns (files, recipe)."""
-    import torch
-
     loaded = load_pipeline(plan.base_model.content_hash, version_folder(plan.base_model, store))
     # Named by content, not id: a process may serve several databases, and ids repeat across them.
     activate_adapters(loaded, [(f"lora_{a.content_hash[:20]}", version_folder(a, store), w) for a, w in plan.adapters])
@@ -162,7 +162,19 @@ def render_frames(plan: RenderPlan, out: Path, store: Store | None = None,
     common = dict(prompt=s.prompt, negative_prompt=s.negative_prompt or None, num_inference_steps=s.steps,
                   guidance_scale=s.guidance_scale)
     previous = _continuity_frame(plan, store)
-    images = []
+    draw = _video_frames if loaded.video else _image_frames
+    images = draw(loaded, plan, previous, common, progress)
+    files = write_frames(images, out / "frames", plan.first_frame)
+    files.append(encode_preview(files, out / "preview.mp4", plan.fps))
+    files.append(write_thumbnail(images[len(images) // 2], out / "thumbnail.png"))
+    return files, recipe
+
+
+def _image_frames(loaded, plan: RenderPlan, previous, common: dict, progress) -> list:
+    """An image base: frame by frame, each img2img from the one before; frame i uses seed + i."""
+    import torch
+
+    s, images = plan.settings, []
     for index in range(plan.frame_count):
         generator = torch.Generator(device="cpu").manual_seed(s.seed + index)
         if previous is None:
@@ -174,10 +186,31 @@ def render_frames(plan: RenderPlan, out: Path, store: Store | None = None,
         previous = image
         if progress:
             progress(index + 1)
-    files = write_frames(images, out / "frames", plan.first_frame)
-    files.append(encode_preview(files, out / "preview.mp4", plan.fps))
-    files.append(write_thumbnail(images[len(images) // 2], out / "thumbnail.png"))
-    return files, recipe
+    return images
+
+
+def _video_frames(loaded, plan: RenderPlan, previous, common: dict, progress) -> list:
+    """A video (AnimateDiff) base: windows of VIDEO_WINDOW frames made together; a window after
+    the first, or the first one when there is a previous shot, is video-to-video from a clip
+    holding the last frame before it. Window w uses seed + w."""
+    import torch
+
+    s, images = plan.settings, []
+    for window, start in enumerate(range(0, plan.frame_count, VIDEO_WINDOW)):
+        count = min(VIDEO_WINDOW, plan.frame_count - start)
+        generator = torch.Generator(device="cpu").manual_seed(s.seed + window)
+        if previous is None:
+            frames = loaded.text2img(num_frames=count, height=s.height, width=s.width, generator=generator,
+                                     **common).frames[0]
+        else:
+            strength = s.continuity_strength if window == 0 else s.frame_strength
+            frames = loaded.img2img(video=[previous] * count, strength=strength, generator=generator,
+                                    **common).frames[0]
+        images += frames[:count]
+        previous = images[-1]
+        if progress:
+            progress(len(images))
+    return images
 
 
 def _continuity_frame(plan: RenderPlan, store: Store | None):
@@ -217,7 +250,7 @@ def render_shot(session: Session, project: str, shot: str, settings: RenderSetti
                 output: str = DEFAULT_OUTPUT, store: Store | None = None,
                 progress: Callable[[int], None] | None = None, actor: str | None = None) -> VersionRecord:
     plan = plan_render(session, project, shot, settings, base_model=base_model, adapters=adapters, frames=frames,
-                       continuity=continuity)
+                       continuity=continuity, output=output)
     return publish_render(session, project, shot, plan, output=output, store=store, progress=progress, actor=actor)
 
 

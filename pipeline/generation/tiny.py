@@ -29,8 +29,17 @@ def byte_level_vocab() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return {token: index for index, token in enumerate(tokens)}, []
 
 
-def build_tiny_pipeline(folder: Path, seed: int = 0) -> Path:
-    """Build and save the tiny pipeline under `folder` (created); returns the folder."""
+KINDS = ("image", "animatediff")
+
+
+def build_tiny_pipeline(folder: Path, seed: int = 0, kind: str = "image") -> Path:
+    """Build and save the tiny pipeline under `folder` (created); returns the folder.
+
+    `kind="animatediff"` builds the video variant: the same components plus a tiny
+    `MotionAdapter`, saved as an `AnimateDiffPipeline` (frames come out together, moving).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"tiny model kind {kind!r}: use one of {', '.join(KINDS)}")
     from pipeline.generation.device import quiet_libraries
 
     quiet_libraries()
@@ -56,9 +65,18 @@ def build_tiny_pipeline(folder: Path, seed: int = 0) -> Path:
         eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"]))
     scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
                               beta_end=0.012, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+    if kind == "animatediff":
+        from diffusers import AnimateDiffPipeline, MotionAdapter
+
+        torch.manual_seed(seed + 1)
+        motion = MotionAdapter(block_out_channels=(32, 64), motion_layers_per_block=1, motion_norm_num_groups=8,
+                               motion_num_attention_heads=2, motion_max_seq_length=32)
+        pipe = AnimateDiffPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   motion_adapter=motion, scheduler=scheduler)
+    else:
+        pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                       scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
     folder.mkdir(parents=True, exist_ok=True)
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder

@@ -9,6 +9,7 @@ generator, so the same recipe and data write the same weights.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -119,6 +120,9 @@ def run_training(base_folder: Path, image_paths: Sequence[Path], captions: Seque
     from peft.utils import get_peft_model_state_dict
 
     device = pick_device()
+    if json.loads((base_folder / "model_index.json").read_text()).get("_class_name") != "StableDiffusionPipeline":
+        raise InvalidInputError(f"{base_folder.name}: LoRA training needs a Stable-Diffusion-style image base; "
+                                "training on a video base model is not supported yet")
     pipe = StableDiffusionPipeline.from_pretrained(base_folder, local_files_only=True)  # fresh: training edits the UNet
     for module in (pipe.unet, pipe.vae, pipe.text_encoder):
         module.requires_grad_(False)

@@ -44,12 +44,15 @@ def model_register(project: str, name: str, path: Path,
 
 
 @model_app.command("tiny")
-def model_tiny(project: str, name: str = typer.Option("models/tiny", help="Asset name."),
+def model_tiny(project: str, name: Optional[str] = typer.Option(None, help="Asset name (models/tiny, models/tiny_video)."),
                seed: int = typer.Option(0, help="Weights seed: the same seed writes the same bytes."),
+               video: bool = typer.Option(False, "--video", help="The AnimateDiff (video) variant."),
                json_: bool = JSON_OPT) -> None:
     """Build the tiny stand-in pipeline (random weights, offline) and register it."""
+    kind = "animatediff" if video else "image"
     with user_errors(), err.status("building the tiny pipeline"), pipeline.session() as s:
-        version = gen.build_and_register_tiny(s, project, name, seed=seed)
+        version = gen.build_and_register_tiny(s, project, name or ("models/tiny_video" if video else "models/tiny"),
+                                              seed=seed, kind=kind)
     _done(version, json_, "registered")
 
 
@@ -113,7 +116,7 @@ def render(
         with pipeline.session() as s:
             plan = gen.plan_render(s, project, shot, settings, base_model=base or f"{project}/models/tiny@approved",
                                    adapters=[_parse_adapter(a) for a in adapter], frames=frames,
-                                   continuity=not no_continuity)
+                                   continuity=not no_continuity, output=output)
             with _progress() as bar:
                 task = bar.add_task(f"rendering {shot}", total=plan.frame_count)
                 version = gen.publish_render(s, project, shot, plan, output=output,

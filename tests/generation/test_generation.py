@@ -214,3 +214,20 @@ def test_cuda_renders_in_reduced_precision(production, monkeypatch):
     with pipeline.session() as s:
         version = render(s, "sh010", continuity=False)
     assert version.recipe["device_class"].startswith("cuda/") and version.recipe["device_class"].endswith("16")
+
+
+def test_a_tiny_video_base_renders_with_continuity_and_verifies(production, tmp_path):
+    with pipeline.session() as s:
+        video = gen.build_and_register_tiny(s, "film", "models/tiny_video", kind="animatediff")
+        settings = gen.RenderSettings(prompt="mara walks", steps=2, seed=3)
+        first = gen.render_shot(s, "film", "sh010", settings, base_model=video.ref, output="video")
+        second = gen.render_shot(s, "film", "sh020", settings, base_model=video.ref, output="video")
+        with pytest.raises(InvalidInputError, match="video base model is not supported"):
+            gen.train_adapter(s, "film", "adapters/v", [production["art"]], base_model=video.ref, settings=FAST)
+    assert video.metadata["pipeline_class"] == "AnimateDiffPipeline"
+    assert first.recipe["pipeline_class"] == "AnimateDiffPipeline"
+    assert first.recipe["img2img_class"] == "AnimateDiffVideoToVideoPipeline"
+    assert len([f for f in first.files if f.path.startswith("frames/")]) == 5
+    assert ("continuity", first.ref) in {(i.role, i.ref) for i in second.inputs}
+    with pipeline.session() as s:
+        assert gen.verify_version(s, second.ref).identical
