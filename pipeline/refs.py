@@ -17,7 +17,7 @@ SELECTORS = ("latest", "approved")
 
 
 def check_code(code: str, what: str) -> str:
-    if not isinstance(code, str) or not CODE_RE.match(code) or len(code) > 64:
+    if not isinstance(code, str) or not CODE_RE.fullmatch(code) or len(code) > 64:
         raise InvalidInputError(
             f"{what} code {code!r} is invalid: use letters, digits, '_' and '-' (starting with a letter or digit, at most 64)"
         )
@@ -25,7 +25,7 @@ def check_code(code: str, what: str) -> str:
 
 
 def check_asset_name(name: str) -> str:
-    if not isinstance(name, str) or not ASSET_RE.match(name) or len(name) > 200:
+    if not isinstance(name, str) or not ASSET_RE.fullmatch(name) or len(name) > 200:
         raise InvalidInputError(
             f"asset name {name!r} is invalid: use letters, digits, '_', '-' and '/' between parts (e.g. characters/mara)"
         )

@@ -34,7 +34,7 @@ from pipeline.refs import check_code
 
 from integrations.openassetio import queries
 from integrations.openassetio.queries import Need
-from integrations.openassetio.references import EntityRef, MalformedReference, format_ref, parse
+from integrations.openassetio.references import EntityRef, MalformedReference, format_ref, is_canonical, parse
 
 T = TypeVar("T")
 
@@ -237,6 +237,78 @@ class Backend:
         rows = self._targets(parsed, need)
         return [p if isinstance(p, ElementError) else self._version_or_error(p, rows.get(i), need)
                 for i, p in enumerate(parsed)]
+
+    def locate(self, refs: Sequence[str], *, names: bool = False) -> tuple[list[tuple], list[tuple[int, ElementError]]]:
+        """The resolve fast path: what LocatableContent, Version and (with `names`) DisplayName
+        hold for each reference, as plain tuples, one per reference found, in no particular order:
+
+            (idx, kind, mime_type, templated, url, stable_tag, specified_tag, name, qualified_name, ...)
+
+        and (idx, error) for the others. One statement for the batch; PostgreSQL does the
+        joins and builds the values, so the work per reference left here is a tuple.
+        """
+        errors: list[tuple[int, ElementError]] = []
+        if not refs:
+            return [], errors
+        if all(map(is_canonical, refs)):  # the usual batch: validated in C, sent as it is
+            body = "\n".join(refs)
+        else:
+            lines = []
+            for idx, text in enumerate(refs):
+                try:
+                    ref = parse(text)
+                except MalformedReference as exc:
+                    errors.append((idx, ElementError(ErrorKind.malformed, str(exc))))
+                    lines.append("")  # keeps the positions; matches nothing
+                else:
+                    lines.append(format_ref(ref.project, ref.asset, ref.tag))
+            if len(errors) == len(refs):
+                return [], errors
+            body = "\n".join(lines)
+        rows = self.fetch_located(body, names)
+        if len(rows) == len(refs) and all(row[4] is not None for row in rows):
+            return rows, errors
+        return self._fix_located(refs, rows, errors)
+
+    def fetch_located(self, body: str, names: bool = False) -> list[tuple]:
+        """The rows of the fast-path statement for a batch (one line per reference)."""
+        statement = queries.LOCATE_NAMED if names else queries.LOCATE
+        params = {"refs": body, "base": self._versions_url}
+        # The DBAPI cursor's own tuples: no Row objects for thousands of rows.
+        return self._read(lambda conn: conn.exec_driver_sql(statement, params).cursor.fetchall())
+
+    def _fix_located(self, refs: Sequence[str], rows: list[tuple], errors: list[tuple[int, ElementError]]
+                     ) -> tuple[list[tuple], list[tuple[int, ElementError]]]:
+        """The rows the statement could not finish: missing versions (errors), versions with
+        several files or none (grouped here), file names that need percent-encoding."""
+        reported = {idx for idx, _ in errors}
+        files: dict[int, list[str]] = {}
+        first: dict[int, tuple] = {}
+        for row in rows:
+            idx, path = row[0], row[10]
+            if idx in reported:
+                continue
+            if idx not in first:
+                first[idx] = row
+                files[idx] = []
+            if path is not None:
+                files[idx].append(path)
+        out: list[tuple] = []
+        for idx, row in first.items():
+            miss = row[11]
+            if row[5] is None:  # no version
+                ref = parse(refs[idx])
+                found = _Fields(version_id=None, project_id=None if miss == -2 else 0,
+                                asset_id=None if miss in (-1, -2) else 0, latest_number=miss)
+                errors.append((idx, _missing_error(ref, found)))
+                continue
+            paths = files[idx]
+            if len(paths) == 1 and row[4] is not None:
+                out.append(row)
+                continue
+            content = self._content(row[9], sorted(paths), row[2])
+            out.append((idx, row[1], content.mime_type, content.templated, content.url, *row[5:]))
+        return out, errors
 
     def exists(self, refs: Sequence[str]) -> list[bool | ElementError]:
         parsed = _parse_all(refs)

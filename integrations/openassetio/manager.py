@@ -161,6 +161,9 @@ class BacklotManagerInterface(ManagerInterface):
             _fail_all(len(refs), errorCallback, Code.kEntityAccessError, _MANAGER_DRIVEN)
             return
         wanted = set(traitSet) & t.RESOLVABLE_TRAITS
+        if wanted <= _LOCATED_TRAITS:
+            _resolve_located(self.backend, refs, wanted, successCallback, errorCallback)
+            return
         results = self.backend.resolve(refs, _need(wanted))
         _report(results, successCallback, errorCallback, lambda version: _traits_for(version, wanted))
 
@@ -307,6 +310,50 @@ def _need(wanted: set[str]) -> Need:
         outputs=t.OutputsTrait.kId in wanted,
         staleness=t.StalenessTrait.kId in wanted,
     )
+
+
+# What the resolve fast path fills: the traits whose values come finished from the one statement.
+_LOCATED_TRAITS = frozenset({
+    t.EntityTrait_v1.kId, t.LocatableContentTrait_v1.kId, t.VersionTrait_v1.kId, t.DisplayNameTrait_v1.kId,
+    t.ImageTrait_v1.kId, *t.KIND_TRAITS.values(),
+})
+_LC, _VERSION, _NAME = t.LocatableContentTrait_v1.kId, t.VersionTrait_v1.kId, t.DisplayNameTrait_v1.kId
+
+
+def _resolve_located(backend: Backend, refs: list[str], wanted: set[str], success: Callable, error: Callable) -> None:
+    """Resolve for `_LOCATED_TRAITS`: per reference, a copy of a prebuilt TraitsData (the
+    entity's traits for its kind, with the batch-constant properties: mimeType,
+    isTemplated) and the few properties that differ set on it directly."""
+    rows, errors = backend.locate(refs, names=_NAME in wanted)
+    for idx, element_error in errors:
+        error(idx, BatchElementError(_CODES[element_error.kind], element_error.message))
+    location, version, name = _LC in wanted, _VERSION in wanted, _NAME in wanted
+    templates: dict[tuple, TraitsData] = {}
+    set_property = TraitsData.setTraitProperty
+    for idx, kind, mime_type, templated, url, stable_tag, specified_tag, display, qualified, _, _, _ in rows:
+        key = (kind, mime_type, templated)
+        template = templates.get(key)
+        if template is None:
+            template = templates[key] = _located_template(wanted, kind, mime_type, templated)
+        data = TraitsData(template)
+        if location:
+            set_property(data, _LC, "location", url)
+        if version:
+            set_property(data, _VERSION, "specifiedTag", specified_tag)
+            set_property(data, _VERSION, "stableTag", stable_tag)
+        if name:
+            set_property(data, _NAME, "name", display)
+            set_property(data, _NAME, "qualifiedName", qualified)
+        success(idx, data)
+
+
+def _located_template(wanted: set[str], kind: str, mime_type: str, templated: bool) -> TraitsData:
+    data = TraitsData(wanted & t.KIND_TRAIT_SETS[kind])
+    if _LC in wanted:
+        content = t.LocatableContentTrait_v1(data)
+        content.setMimeType(mime_type)
+        content.setIsTemplated(templated)
+    return data
 
 
 def _traits_for(version: VersionData, wanted: set[str]) -> TraitsData:

@@ -181,3 +181,38 @@ LEFT JOIN LATERAL (
 ) d ON true
 ORDER BY k.idx
 """)
+
+
+# The resolve fast path (LocatableContent, Version, DisplayName and the traits without
+# properties): the batch travels as one string, canonical references one per line (an
+# empty line for one Python already rejected), and PostgreSQL returns, per reference, the
+# finished values the traits hold. No ORDER BY (the host's callbacks take an index, in any
+# order) and no per-row subquery: version_files is a plain join, so a version with several
+# files gives several rows (the caller notices: more rows than references) and one with
+# none gives a NULL path. `url` is finished here when the file name needs no
+# percent-encoding (the characters `urllib.parse.quote` leaves as they are); else NULL and
+# the caller builds it. The two `OFFSET 0` fences keep each reference split once.
+# Columns: idx, kind, mime_type, templated, url, stable_tag, specified_tag, name,
+# qualified_name, content_hash, path, miss (NULL: found; -2: no project; -1: no asset;
+# else the asset's latest number).
+_LOCATE = """
+SELECT (r.idx - 1)::int, a.kind::text, v.media_type, false,
+       CASE WHEN f.path ~ '^[A-Za-z0-9_.~/-]+$' THEN %(base)s || v.content_hash || '/' || f.path END,
+       v.number::text, r.tag, {names}, v.content_hash, f.path,
+       CASE WHEN v.id IS NOT NULL THEN NULL WHEN p.id IS NULL THEN -2 WHEN a.id IS NULL THEN -1
+            ELSE a.latest_number END
+FROM (SELECT x.idx, split_part(x.path, '/', 1) AS project, substr(x.path, strpos(x.path, '/') + 1) AS asset,
+             CASE WHEN x.q = '' THEN 'latest' ELSE substr(x.q, 3) END AS tag
+      FROM (SELECT split_part(substr(u.s, 12), '?', 1) AS path, split_part(u.s, '?', 2) AS q, u.idx
+            FROM unnest(string_to_array(%(refs)s, E'\\n')) WITH ORDINALITY AS u(s, idx) OFFSET 0) x
+      OFFSET 0) r
+LEFT JOIN projects p ON p.code = r.project
+LEFT JOIN assets a ON a.project_id = p.id AND a.name = r.asset
+LEFT JOIN versions v ON v.asset_id = a.id AND v.number = CASE r.tag
+    WHEN 'latest' THEN a.latest_number WHEN 'approved' THEN a.approved_number ELSE CAST(r.tag AS int) END
+LEFT JOIN version_files f ON f.version_id = v.id
+"""
+_NAMES = ("substring(r.asset FROM '[^/]+$') || ' v' || v.number, "
+          "r.project || ' / ' || r.asset || ' / v' || v.number")
+LOCATE = _LOCATE.format(names="NULL, NULL")
+LOCATE_NAMED = _LOCATE.format(names=_NAMES)

@@ -7,12 +7,25 @@ published and approved. Only the asset itself (no `v`, or `v=latest`) can be pub
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
 from pipeline.refs import ASSET_RE, CODE_RE
 
 PREFIX = "backlot:///"
 META_TAGS = ("latest", "approved")
 FORM = "backlot:///PROJECT/ASSET_PATH?v=N|latest|approved"
+
+
+# A reference already in its canonical form (`parse` accepts it and `format_ref` gives it back
+# unchanged, or without `?v=latest`): checked in one C call, so a batch of them is validated
+# without Python work per reference. Anything else goes through `parse`.
+CANONICAL = re.compile(
+    r"backlot:///[A-Za-z0-9][A-Za-z0-9_-]{0,63}"  # project code, at most 64
+    r"/(?=[A-Za-z0-9_/-]{1,200}(?:\?|\Z))[A-Za-z0-9_-]+(?:/[A-Za-z0-9_-]+)*"  # asset path, at most 200
+    r"(?:\?v=(?:latest|approved|[1-9][0-9]{0,8}))?"
+)
+is_canonical = CANONICAL.fullmatch
 
 
 class MalformedReference(ValueError):
@@ -53,9 +66,10 @@ def parse(text: str) -> EntityRef:
         raise MalformedReference(f"'{text}' is not a Backlot reference: expected {FORM}")
     path, _, query = text[len(PREFIX):].partition("?")
     project, _, asset = path.partition("/")
-    if not CODE_RE.match(project) or len(project) > 64:
+    # fullmatch: `$` alone would accept a trailing newline
+    if not CODE_RE.fullmatch(project) or len(project) > 64:
         raise MalformedReference(f"'{text}' has no valid project code: expected {FORM}")
-    if not ASSET_RE.match(asset) or len(asset) > 200:
+    if not ASSET_RE.fullmatch(asset) or len(asset) > 200:
         raise MalformedReference(f"'{text}' has no valid asset path: expected {FORM}")
     return EntityRef(project, asset, _parse_tag(text, query))
 

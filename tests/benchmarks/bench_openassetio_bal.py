@@ -3,10 +3,14 @@
     .venv/bin/pip install openassetio-manager-bal    # benchmark only, not a Backlot dependency
     .venv/bin/python -m tests.benchmarks.bench_openassetio_bal [--refs 20000] [--repeats 5]
 
-A temporary embedded PostgreSQL (or --database-url, an empty migrated database) holds
-`--refs` concept-art assets with two versions each (v1 approved, v2 wip), published through
-the pipeline API. BAL (`org.openassetio.examples.manager.bal`, found through its entry
-point) gets an equivalent JSON library in the same temp dir: one entity per asset, two
+A temporary embedded PostgreSQL (or --database-url, an empty migrated database; or --reuse DIR,
+an embedded one kept in DIR between runs) holds `--refs` concept-art assets with two versions
+each (v1 approved, v2 wip), each version with its own one-file content (`art.png`, a distinct
+content hash), bulk-loaded with COPY and the tracker's set-based rebuild of its derived
+columns (seconds; `--seed pipeline` publishes through the pipeline API instead, ~2-3 min,
+every version the same one file); then ANALYZE, as autovacuum would have done on a real
+server. BAL (`org.openassetio.examples.manager.bal`, found through its entry point) gets an
+equivalent JSON library in the same temp dir: one entity per asset, two
 versions each, carrying the same LocatableContent location (the file:// URL Backlot resolves
 for that version) and Version stable tag; `simulated_query_latency_ms` is 0, so BAL is a
 pure in-memory lookup. Both managers are created the same way (ManagerFactory by identifier,
@@ -14,13 +18,20 @@ Python plugin system) and resolve LocatableContent + Version for one batch of `-
 references (one per asset, mixing ?v=1, ?v=latest, ?v=approved / its BAL equivalent ?v=1,
 ?v=2). After a checked warm-up (both must give the same location and stable tag for every
 reference), the two are timed alternately; reported: median refs/s of each and Backlot/BAL.
+Also reported: the batch's SQL statement alone (client-side, through the plugin's own fetch,
+and the server's execution time from EXPLAIN ANALYZE); `--profile FILE` writes a cProfile of
+one extra Backlot run.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import hashlib
 import importlib.util
+import io
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -43,11 +54,73 @@ def bal_library(urls: dict[str, tuple[str, str]]) -> dict:
     }
 
 
+def bulk_seed(url: str, assets: int) -> None:
+    """`assets` concept-art assets (bench/art/aNNNNN), v1 approved and v2 wip, each version one
+    file `art.png` with its own content hash; COPY with triggers off, then the tracker's rebuild
+    of latest/approved numbers and lineage flags (what the triggers would have maintained)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from tests.benchmarks.bench_openassetio import PROJECT
+
+    asset_rows, version_rows, file_rows = io.StringIO(), io.StringIO(), io.StringIO()
+    vid = 0
+    for n in range(1, assets + 1):
+        asset_rows.write(f"{n}\t1\tart/a{n - 1:05d}\tconcept_art\n")
+        for number, status in ((1, "approved"), (2, "wip")):
+            vid += 1
+            sha = hashlib.sha256(f"{n}/{number}".encode()).hexdigest()
+            content = hashlib.sha256(json.dumps([["art.png", sha, 14]], separators=(",", ":")).encode()).hexdigest()
+            version_rows.write(f"{vid}\t{n}\t1\t{number}\t{content}\timage/png\t{status}\tbench\n")
+            file_rows.write(f"{vid}\tart.png\t{sha}\t14\n")
+    plain = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain) as conn:
+        conn.execute("SET session_replication_role = replica")  # bulk load: no per-row triggers
+        conn.execute("INSERT INTO projects (id, code, name) VALUES (1, %s, %s)", (PROJECT, PROJECT))
+        for table, columns, buffer in (
+            ("assets", "id, project_id, name, kind", asset_rows),
+            ("versions", "id, asset_id, project_id, number, content_hash, media_type, status, created_by", version_rows),
+            ("version_files", "version_id, path, sha256, size", file_rows),
+        ):
+            with conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                copy.write(buffer.getvalue())
+        conn.execute("SET session_replication_role = origin")
+        for table in ("projects", "assets", "versions"):
+            conn.execute(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
+        conn.execute("SELECT backlot_rebuild_lineage_cache()")
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
+
+
+def query_alone(backend, refs: list[str], repeats: int) -> tuple[float, float]:
+    """(median s of the batch's statement through the backend's fetch, server execution ms)."""
+    from integrations.openassetio import queries
+
+    body = "\n".join(refs)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        rows = backend.fetch_located(body)
+        times.append(time.perf_counter() - start)
+        assert len(rows) == len(refs)
+    with backend.engine.raw_connection() as raw:
+        cur = raw.driver_connection.cursor()
+        cur.execute("EXPLAIN (ANALYZE, TIMING OFF) " + queries.LOCATE, {"refs": body, "base": "file:///x/"})
+        plan = "\n".join(r[0] for r in cur.fetchall())
+    server_ms = float(re.search(r"Execution Time: ([0-9.]+) ms", plan).group(1))
+    return statistics.median(times), server_ms
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--refs", type=int, default=20000, help="batch size = assets = BAL entities")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each manager")
     parser.add_argument("--database-url", help="an empty, migrated database to use instead of a temporary one")
+    parser.add_argument("--reuse", metavar="DIR", help="keep the embedded database and store in DIR; seed only once")
+    parser.add_argument("--seed", choices=("bulk", "pipeline"), default="bulk",
+                        help="bulk: COPY (seconds); pipeline: pipeline.publish_version per version (~2 min)")
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile of one extra Backlot run to FILE")
     args = parser.parse_args()
     if importlib.util.find_spec("openassetio_manager_bal") is None:
         sys.exit(f"BAL (openassetio-manager-bal) is not installed; for this benchmark only, run:\n    {PIP_HINT}")
@@ -80,7 +153,9 @@ def main() -> None:
         return manager.resolve(refs, TRAITS, ResolveAccess.kRead, context)
 
     with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
+        tmp = Path(args.reuse) if args.reuse else Path(tmp_name)
+        tmp.mkdir(parents=True, exist_ok=True)
+        marker = tmp / f"seeded-{args.seed}-{size}"
         server, url = None, args.database_url
         if not url:
             server = EmbeddedPostgres(tmp / "home", server_options="-c fsync=off -c synchronous_commit=off")
@@ -89,9 +164,25 @@ def main() -> None:
             migrate.upgrade(engine)
             engine.dispose()
         try:
-            start = time.perf_counter()
-            seed(url, pipeline.Store(str(tmp / "store")), size, tmp)
-            print(f"seeded {size:,} assets x 2 versions in {time.perf_counter() - start:.1f}s", file=sys.stderr)
+            if marker.exists():
+                print(f"reusing the {size:,} assets seeded in {tmp}", file=sys.stderr)
+            else:
+                if args.reuse and any(tmp.glob("seeded-*")):
+                    sys.exit(f"{tmp} holds another seeding: use a fresh --reuse folder")
+                start = time.perf_counter()
+                if args.seed == "bulk":
+                    bulk_seed(url, size)
+                else:
+                    seed(url, pipeline.Store(str(tmp / "store")), size, tmp)
+                print(f"seeded {size:,} assets x 2 versions ({args.seed}) in {time.perf_counter() - start:.1f}s",
+                      file=sys.stderr)
+                if args.reuse:
+                    marker.touch()
+            # Fresh planner statistics, as autovacuum would have by now on a real server.
+            engine = create_engine(url, isolation_level="AUTOCOMMIT")
+            with engine.connect() as conn:
+                conn.exec_driver_sql("ANALYZE")
+            engine.dispose()
             backlot = manager_for(IDENTIFIER, {"database_url": url, "store_url": str(tmp / "store")})
             b_ctx = backlot.createContext()
 
@@ -123,6 +214,19 @@ def main() -> None:
                     results = resolve(manager, refs, ctx)
                     times[key].append(time.perf_counter() - start)
                     assert len(results) == size
+
+            # The statement alone: the same batch through the backend's fetch (rows, no TraitsData).
+            from integrations.openassetio.backend import Backend, PluginSettings
+            backend = Backend(PluginSettings(database_url=url, store_url=str(tmp / "store")))
+            strings = [r.toString() for r in b_refs]
+            query_s, server_ms = query_alone(backend, strings, args.repeats)
+            backend.close()
+
+            if args.profile:
+                profiler = cProfile.Profile()
+                profiler.runcall(resolve, backlot, b_refs, b_ctx)
+                profiler.dump_stats(args.profile)
+                print(f"profile of one Backlot run written to {args.profile}", file=sys.stderr)
             del backlot
         finally:
             if server:
@@ -135,6 +239,8 @@ def main() -> None:
     print(f"{'Backlot (' + IDENTIFIER + ')':<32} {b_s:>8.3f} {b_s / size * 1e6:>8.1f} {size / b_s:>10,.0f}")
     print(f"{'BAL (in-memory JSON, 0 ms)':<32} {a_s:>8.3f} {a_s / size * 1e6:>8.1f} {size / a_s:>10,.0f}")
     print(f"ratio Backlot/BAL (refs/s): {a_s / b_s:.2f}  (goal >= 1.0, aim 1.5)")
+    print(f"Backlot's SQL statement alone: {query_s:.3f} s/batch through the plugin's fetch "
+          f"({query_s / b_s:.0%} of a resolve), server execution {server_ms:.0f} ms (EXPLAIN ANALYZE)")
     sys.stdout.flush()
 
 
