@@ -21,19 +21,21 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import opentimelineio as otio
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from pipeline.config import load_settings
 from pipeline.db.cuts import CutRevision
+from pipeline.editorial import conform_json
+from pipeline.editorial.bulk import gc_paused
 from pipeline.editorial.errors import CutInputError, Where, file_label
-from pipeline.editorial.frames import exact_rate
+from pipeline.editorial.frames import exact_rate, same_rate
 from pipeline.editorial.reader import ReadOptions, read_cut_file
 from pipeline.editorial.revisions import find_revision
-from pipeline.editorial.shot_versions import ShotVersion, current_shot_versions, shot_frames_held
+from pipeline.editorial.sql import fetch_rows
+from pipeline.editorial.shot_versions import Media, ShotVersion, current_shot_versions, shot_frames_held
 from pipeline.errors import InvalidInputError
 from pipeline.storage import Store
 from pipeline.tracker.choices import parse_policy
@@ -109,42 +111,119 @@ def conform_cut(session: Session, project: str, output: str | Path, *, policy: s
     versions = current_shot_versions(session, {p.shot_id for p in plans if p.shot_id}, state,
                                      movies=prefer == "movie")
     rate = Fraction(rev.fps_num, rev.fps_den)
+    summary = {"project": proj.code, "revision": rev.number, "policy": state}
+    args = (plans, versions, rate, store, rev, prefer, summary, output, writer)
     with _original_file(store, rev) as original:
-        read = read_cut_file(original, ReadOptions.from_dict(rev.reader_options), default_rate=rate)
-    timeline = read.timeline
-    clips = [relink_planned(timeline, plan, versions.get(plan.shot_id) if plan.shot_id else None, rate, store, rev,
-                            prefer) for plan in plans]
-    timeline.metadata["backlot"] = {"project": proj.code, "revision": rev.number, "policy": state,
-                                    "relinked": sum(1 for c in clips if c.status == RELINKED)}
-    _write(timeline, output, writer, writer_options or {})
+        # The JSON tree holds no cycles: the collector would only walk it again and again.
+        with gc_paused():
+            clips = _conform_fast(original, writer_options, *args)
+        if clips is None:
+            read = read_cut_file(original, ReadOptions.from_dict(rev.reader_options), default_rate=rate)
+    if clips is None:
+        clips = _conform(_OtioCut(read.timeline), *args, writer_options or {})
     return ConformResult(proj.code, rev.number, state, str(output), writer.name, clips)
 
 
+def _conform_fast(original: Path, writer_options: dict[str, Any] | None, plans: list[_ClipPlan],
+                  versions: dict[int, ShotVersion], rate: Fraction, store: Store, rev: CutRevision, prefer: str,
+                  summary: dict[str, Any], output: Path, writer: Any) -> list[ConformedClip] | None:
+    """The conform as plain JSON (see _fast_cut), or None when it must go through OTIO."""
+    cut = _fast_cut(original, rev, writer, writer_options)
+    if cut is None:
+        return None
+    try:
+        return _conform(cut, plans, versions, rate, store, rev, prefer, summary, output, writer, {})
+    except conform_json.NotFast:
+        return None  # something only OTIO itself reads right: conform through it
+
+
+def _fast_cut(original: Path, rev: CutRevision, writer: Any,
+              writer_options: dict[str, Any] | None) -> conform_json.JsonCut | None:
+    """The stored cut as plain JSON when a .otio goes back to .otio unchanged but for the relinks.
+
+    OTIO's own read and write cost most of a conform; the stdlib's C JSON codec does the same
+    work several times faster, and the output reads back in OTIO as the OTIO path's does.
+    """
+    if rev.adapter != "otio_json" or writer.name != "otio_json" or writer_options:
+        return None
+    wanted = ReadOptions.from_dict(rev.reader_options).timeline
+    return conform_json.open_cut(original, wanted)
+
+
+def _conform(cut: Any, plans: list[_ClipPlan], versions: dict[int, ShotVersion], rate: Fraction, store: Store,
+             rev: CutRevision, prefer: str, summary: dict[str, Any], output: Path, writer: Any,
+             options: dict[str, Any]) -> list[ConformedClip]:
+    clips = [relink_planned(cut, plan, versions.get(plan.shot_id) if plan.shot_id else None, rate, store, rev,
+                            prefer) for plan in plans]
+    cut.set_timeline_metadata({**summary, "relinked": sum(1 for c in clips if c.status == RELINKED)})
+    _write(lambda temp: cut.write(temp, writer, options), output, writer)
+    return clips
+
+
+class _OtioCut:
+    """The stored cut read through OTIO's adapters: any format in, any format out."""
+
+    def __init__(self, timeline: Any):
+        self.timeline = timeline
+
+    def clip_at(self, path: tuple[int, ...], name: str) -> Any | None:
+        node = self.timeline.tracks
+        try:
+            for index in path:
+                node = node[index]
+        except IndexError:
+            return None
+        return node if isinstance(node, otio.schema.Clip) and node.name == name else None
+
+    @staticmethod
+    def source(clip: Any) -> tuple[Fraction, int, int]:
+        return _source_of(clip)
+
+    @staticmethod
+    def original_media(clip: Any) -> str | None:
+        return original_media(clip)
+
+    @staticmethod
+    def relink(clip: Any, new: NewMedia, metadata: dict[str, Any]) -> None:
+        _apply(clip, new)
+        clip.metadata["backlot"] = metadata
+
+    def set_timeline_metadata(self, metadata: dict[str, Any]) -> None:
+        self.timeline.metadata["backlot"] = metadata
+
+    def write(self, temp: Path, writer: Any, options: dict[str, Any]) -> None:
+        otio.adapters.write_to_file(self.timeline, str(temp), adapter_name=writer.name, **options)
+
+
 def _clip_plans(session: Session, rev: CutRevision) -> list[_ClipPlan]:
-    rows = session.execute(text("""
-        SELECT ci.position, ci.otio_path, ci.clip_name, s.id AS shot_id, ci.shot_code, ci.cut_in, ci.cut_out_incl,
-               ci.needed_in
-        FROM cut_items ci LEFT JOIN shots s ON s.project_id = :p AND s.code = ci.shot_code
-        WHERE ci.revision_id = :r ORDER BY ci.position
-    """), {"p": rev.project_id, "r": rev.id}).all()
-    by_path: dict[str, list[Any]] = defaultdict(list)
+    rows = fetch_rows(session, """
+        SELECT ci.position, ci.otio_path, ci.clip_name, s.id, ci.shot_code, ci.cut_in, ci.cut_out_incl, ci.needed_in
+        FROM cut_items ci LEFT JOIN shots s ON s.project_id = %s AND s.code = ci.shot_code
+        WHERE ci.revision_id = %s ORDER BY ci.position
+    """, (rev.project_id, rev.id))
+    by_path: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for row in rows:
-        by_path[row.otio_path].append(row)
-    plans = []
-    for path, items in by_path.items():
-        first = items[0]
-        delta = first.cut_in - first.needed_in if first.cut_in is not None else None
-        matched = [i for i in items if i.cut_in is not None]
-        plans.append(_ClipPlan(first.position, tuple(int(p) for p in path.split(".")), first.clip_name,
-                               first.shot_id, first.shot_code, delta,
-                               min((i.cut_in for i in matched), default=0),
-                               max((i.cut_out_incl for i in matched), default=-1)))
-    return sorted(plans, key=lambda p: p.position)
+        by_path[row[1]].append(row)
+    return sorted((_clip_plan(path, items) for path, items in by_path.items()), key=lambda p: p.position)
 
 
-def relink_planned(timeline: Any, plan: _ClipPlan, version: ShotVersion | None, rate: Fraction, store: Store,
+def _clip_plan(path: str, items: list[tuple[Any, ...]]) -> _ClipPlan:
+    """One OTIO clip's plan from its items (pieces): the first's shot and offset, the frames all need."""
+    position, _, clip_name, shot_id, shot_code, cut_in, _, needed_in = items[0]
+    matched = [(i[5], i[6]) for i in items if i[5] is not None]
+    return _ClipPlan(position, tuple(int(p) for p in path.split(".")), clip_name, shot_id, shot_code,
+                     cut_in - needed_in if cut_in is not None else None,
+                     min((first for first, _ in matched), default=0), max((last for _, last in matched), default=-1))
+
+
+def relink_planned(cut: Any, plan: _ClipPlan, version: ShotVersion | None, rate: Fraction, store: Store,
                    rev: CutRevision, prefer: str) -> ConformedClip:
-    clip = _clip_at(timeline, plan.path, plan.clip_name, rev)
+    """Relink one clip of `cut` (an _OtioCut or a conform_json.JsonCut) as planned, or say why not."""
+    clip = cut.clip_at(plan.path, plan.clip_name)
+    if clip is None:
+        raise InvalidInputError(f"revision {rev.number}'s stored file {rev.source_file} no longer reads as it did "
+                                f"at import (clip {plan.clip_name!r} is not at {'.'.join(map(str, plan.path))}): "
+                                "re-import the file with the installed OTIO adapters")
     if plan.shot_code is None or plan.delta is None:
         return ConformedClip(plan.position, plan.clip_name, None, UNMATCHED)
     if version is None:
@@ -156,13 +235,13 @@ def relink_planned(timeline: Any, plan: _ClipPlan, version: ShotVersion | None, 
         # Pointing at frames the version does not have would make a cut no player can show.
         return ConformedClip(plan.position, plan.clip_name, plan.shot_code, NOT_COVERED, version.ref,
                              version.version_id)
-    original = original_media(clip)
-    media_in = relink_clip(clip, version, media, plan.delta, rate, store)
-    clip.metadata["backlot"] = {"shot": plan.shot_code, "version": version.ref, "version_id": version.version_id,
-                                "shot_in": media_in - media_offset(version, media), "revision": rev.number,
-                                **({"original_media": original} if original else {})}
+    original = cut.original_media(clip)
+    new = new_media(version, media, plan.delta, rate, store, cut.source(clip))
+    cut.relink(clip, new, {"shot": plan.shot_code, "version": version.ref, "version_id": version.version_id,
+                           "shot_in": new.media_in - media_offset(version, media), "revision": rev.number,
+                           **({"original_media": original} if original else {})})
     return ConformedClip(plan.position, plan.clip_name, plan.shot_code, RELINKED, version.ref, version.version_id,
-                         _reference_url(clip.media_reference), media_in)
+                         new.label, new.media_in)
 
 
 def pick_media(version: ShotVersion, prefer: str) -> Media | None:
@@ -172,42 +251,76 @@ def pick_media(version: ShotVersion, prefer: str) -> Media | None:
     return version.sequence or version.movie
 
 
-def relink_clip(clip: Any, version: ShotVersion, media: Media, delta: int, rate: Fraction, store: Store) -> int:
-    """Point `clip` at `media` of the version; its in point moves to the media's frame. Returns that frame.
+@dataclass(frozen=True)
+class NewMedia:
+    """A relinked clip's media reference and source range, whichever way the cut is written."""
+
+    kind: str  # image_sequence | movie
+    url: str  # the movie's URL, or the image sequence's folder URL (ending in "/")
+    name: str  # the version's ref
+    rate: float
+    media_in: int  # the clip's new in point, in the media's frames
+    duration: int  # the clip's length, unchanged in time
+    available_start: int
+    available_count: int
+    prefix: str = ""  # image sequence: file name around the frame number, and its padding
+    suffix: str = ""
+    padding: int = 0
+
+    @property
+    def label(self) -> str:
+        """The URL reported for the clip (an image sequence's with `#` for the frame number)."""
+        return f"{self.url}{self.prefix}#{self.suffix}" if self.kind == "image_sequence" else self.url
+
+
+def new_media(version: ShotVersion, media: Media, delta: int, rate: Fraction, store: Store,
+              source: tuple[Fraction, int, int]) -> NewMedia:
+    """Where a clip whose source is (rate, in, frames) points once relinked to `media` of the version.
 
     `delta` turns the clip's source frames into shot frames; the media holds shot frames
     from `frame_range[0]` (image files numbered from their first file's number).
     """
-    source = clip.source_range if clip.source_range is not None else clip.trimmed_range()
-    source_rate = exact_rate(source.start_time.rate)
-    source_in = round(source.start_time.value)
-    frames = round(source.duration.value)
-    shot_in = source_in + delta
-    first_shot_frame = version.coverage.first
-    if media.kind == "image_sequence":
-        media_in = shot_in + media_offset(version, media)
-        reference = otio.schema.ImageSequenceReference(
-            target_url_base=media_url(store, version, media.folder) + "/", name_prefix=media.prefix,
-            name_suffix=media.suffix, start_frame=media.start_frame, frame_step=1, rate=float(rate),
-            frame_zero_padding=media.padding,
-            available_range=otio.opentime.TimeRange(
-                otio.opentime.RationalTime(media.start_frame, float(rate)),
-                otio.opentime.RationalTime(media.last_frame - media.start_frame + 1, float(rate))))
-    else:
-        assert first_shot_frame is not None
-        media_in = shot_in - first_shot_frame
-        count = version.coverage.last - first_shot_frame + 1
-        reference = otio.schema.ExternalReference(
-            target_url=media_url(store, version, media.file),
-            available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, float(rate)),
-                                                    otio.opentime.RationalTime(count, float(rate))))
-    reference.name = version.ref
-    clip.media_reference = reference
+    source_rate, source_in, frames = source
+    media_in = source_in + delta + media_offset(version, media)
     # The same length in time, so nothing after the clip moves (equal frames when the rates agree).
-    duration = frames if source_rate == rate else round(frames * rate / source_rate)
-    clip.source_range = otio.opentime.TimeRange(otio.opentime.RationalTime(media_in, float(rate)),
-                                                otio.opentime.RationalTime(duration, float(rate)))
-    return media_in
+    duration = frames if same_rate(source_rate, rate) else round(frames * rate / source_rate)
+    if media.kind == "image_sequence":
+        return NewMedia("image_sequence", media_url(store, version, media.folder) + "/", version.ref, float(rate),
+                        media_in, duration, media.start_frame, media.last_frame - media.start_frame + 1,
+                        media.prefix, media.suffix, media.padding)
+    first, last = version.coverage.first, version.coverage.last
+    assert first is not None and last is not None
+    return NewMedia("movie", media_url(store, version, media.file), version.ref, float(rate), media_in, duration, 0,
+                    last - first + 1)
+
+
+def relink_clip(clip: Any, version: ShotVersion, media: Media, delta: int, rate: Fraction, store: Store) -> int:
+    """Point the OTIO `clip` at `media` of the version; its in point moves to the media's frame. Returns that frame."""
+    new = new_media(version, media, delta, rate, store, _source_of(clip))
+    _apply(clip, new)
+    return new.media_in
+
+
+def _source_of(clip: Any) -> tuple[Fraction, int, int]:
+    """(rate, in point, frames) of an OTIO clip's source range."""
+    source = clip.source_range if clip.source_range is not None else clip.trimmed_range()
+    return exact_rate(source.start_time.rate), round(source.start_time.value), round(source.duration.value)
+
+
+def _apply(clip: Any, new: NewMedia) -> None:
+    def rt(value: int) -> Any:
+        return otio.opentime.RationalTime(value, new.rate)
+
+    available = otio.opentime.TimeRange(rt(new.available_start), rt(new.available_count))
+    if new.kind == "image_sequence":
+        reference = otio.schema.ImageSequenceReference(
+            target_url_base=new.url, name_prefix=new.prefix, name_suffix=new.suffix, start_frame=new.available_start,
+            frame_step=1, rate=new.rate, frame_zero_padding=new.padding, available_range=available)
+    else:
+        reference = otio.schema.ExternalReference(target_url=new.url, available_range=available)
+    reference.name = new.name
+    clip.media_reference = reference
+    clip.source_range = otio.opentime.TimeRange(rt(new.media_in), rt(new.duration))
 
 
 def original_media(clip: Any) -> str | None:
@@ -223,11 +336,6 @@ def media_offset(version: ShotVersion, media: Media) -> int:
     return media.start_frame - first if media.kind == "image_sequence" else -first
 
 
-def _reference_url(reference: Any) -> str:
-    url = getattr(reference, "target_url", None)
-    return url if url else reference.abstract_target_url("#")
-
-
 def media_url(store: Store, version: ShotVersion, relative: str | None = None) -> str:
     return _url(store, version.content_hash, relative)
 
@@ -239,20 +347,6 @@ def _url(store: Store, content_hash: str, relative: str | None) -> str:
     if relative:
         folder = os.path.join(folder, relative) if store.local else f"{folder}/{relative}"
     return store.url(folder)
-
-
-def _clip_at(timeline: Any, path: tuple[int, ...], name: str, rev: CutRevision) -> Any:
-    node = timeline.tracks
-    try:
-        for index in path:
-            node = node[index]
-    except IndexError:
-        node = None
-    if not isinstance(node, otio.schema.Clip) or node.name != name:
-        raise InvalidInputError(f"revision {rev.number}'s stored file {rev.source_file} no longer reads as it did "
-                                f"at import (clip {name!r} is not at {'.'.join(map(str, path))}): "
-                                "re-import the file with the installed OTIO adapters")
-    return node
 
 
 @contextlib.contextmanager
@@ -294,12 +388,13 @@ def _find_writer(output: Path, name: str | None) -> Any:
     return adapter
 
 
-def _write(timeline: Any, output: Path, writer: Any, options: dict[str, Any]) -> None:
+def _write(write: Callable[[Path], None], output: Path, writer: Any) -> None:
+    """`write` to a temporary name beside `output`, renamed into place: a failed write leaves no file."""
     if not output.parent.is_dir():
         raise InvalidInputError(f"{output.parent}: no such folder for the conformed cut")
     temp = output.with_name(f".{output.name}.tmp-{uuid.uuid4().hex}")
     try:
-        otio.adapters.write_to_file(timeline, str(temp), adapter_name=writer.name, **options)
+        write(temp)
         os.replace(temp, output)
     except OSError as exc:
         _remove(temp)

@@ -104,6 +104,15 @@ class ShotChange(_Record):
         return ", ".join(parts)
 
 
+def with_impact(change: ShotChange, impact: Any) -> ShotChange:
+    """`change` with its production impact (a shot_versions.Impact); the constructor, not
+    dataclasses.replace, which costs several times more over thousands of shots."""
+    c = change
+    return ShotChange(c.shot, c.kinds, c.old_cut_in, c.old_cut_out_incl, c.new_cut_in, c.new_cut_out_incl,
+                      c.old_position, c.new_position, c.head, c.tail, impact.needs_render,
+                      {**c.detail, "impact": impact.to_dict()})
+
+
 def diff_cuts(old: dict[str, ShotCut], new: dict[str, ShotCut], seen_before: Iterable[str] = ()) -> list[ShotChange]:
     """The change list from `old` to `new` (shots by code): this revision's shots in order, then the omitted."""
     earlier = set(seen_before)

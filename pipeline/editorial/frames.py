@@ -57,6 +57,11 @@ def _exact_rate(value: float | str | Fraction) -> Fraction:
     return rate.limit_denominator(1001)
 
 
+def same_rate(a: Fraction, b: Fraction) -> bool:
+    """`a == b` for two Fractions, without Fraction.__eq__'s abstract-type checks (per clip, they add up)."""
+    return a is b or (a.numerator == b.numerator and a.denominator == b.denominator)
+
+
 def format_rate(rate: Fraction) -> str:
     return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
 
@@ -80,7 +85,7 @@ def to_frames(value: float, value_rate: float | Fraction, rate: Fraction) -> int
     if not math.isfinite(value):
         raise InvalidInputError(f"time value {value!r} is not a number")
     own = exact_rate(value_rate) if not isinstance(value_rate, Fraction) else value_rate
-    if own == rate and float(value).is_integer():
+    if same_rate(own, rate) and float(value).is_integer():
         return int(value)  # the common case: whole frames already at the wanted rate
     exact = Fraction(value) * rate / own
     return math.floor(exact + Fraction(1, 2))

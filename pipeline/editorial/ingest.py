@@ -19,11 +19,11 @@ import json
 import os
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import psycopg
 from sqlalchemy import select, text
@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from pipeline.config import load_settings
 from pipeline.db.cuts import CutChange, CutRevision
 from pipeline.db.models import Event, EventKind, Project
-from pipeline.editorial.diff import ShotChange, ShotCut, ShotUse, diff_cuts, summarize
+from pipeline.editorial.diff import ShotChange, ShotCut, ShotUse, diff_cuts, summarize, with_impact
 from pipeline.editorial.errors import CutInputError, Where
 from pipeline.editorial.flatten import CutClip, flatten_cut
 from pipeline.editorial.frames import Retime, format_rate, frames_to_timecode, is_drop_frame_rate
@@ -42,7 +42,7 @@ from pipeline.editorial.settings import EditorialSettings, effective, get_settin
 from pipeline.editorial.shot_versions import current_shot_versions, impact_of
 from pipeline.editorial import shots as shot_writes
 from pipeline.editorial.shots import ExistingShot, ShotPlan, load_shots
-from pipeline.editorial.sql import execute_custom_plan
+from pipeline.editorial.sql import execute_custom_plan, fetch_rows
 from pipeline.errors import DatabaseError, InvalidInputError
 from pipeline.refs import CODE_RE
 from pipeline.storage import Store, StoredFile
@@ -159,9 +159,11 @@ def _plan_import(session: Session, proj: Project, read: ReadResult, latest: CutR
     _name_unmatched(items, name_unmatched)
     codes = {i.match.code for i in items if i.match}
     existing = load_shots(session, proj.id, codes)
-    _place_in_shot_frames(items, _previous_uses(session, proj.id, latest, codes), existing, settings.first_frame)
+    latest_rows = _revision_rows(session, latest.id) if latest else []
+    _place_in_shot_frames(items, _previous_uses(session, proj.id, latest, latest_rows, items), existing,
+                          settings.first_frame)
     new_cuts = shot_cuts_of_items(items)
-    old_cuts = _revision_shot_cuts(session, latest.id) if latest else {}
+    old_cuts = _shot_cuts_of_rows(latest_rows)
     changes = diff_cuts(old_cuts, new_cuts, _seen_before(session, proj.id, latest, set(new_cuts) - set(old_cuts)))
     shots = _shot_plans(items, new_cuts, existing, settings, handles)
     return _ImportPlan(read, settings, latest, items, existing, old_cuts, new_cuts, changes, shots)
@@ -254,26 +256,35 @@ def _name_unmatched(items: list[_Item], template: str | None) -> None:
 # -- shot frames -----------------------------------------------------------------------------
 
 
-def _previous_uses(session: Session, project_id: int, latest: CutRevision | None,
-                   codes: set[str]) -> dict[str, list[tuple[str, int]]]:
-    """Per shot code: (source identity, shot frame minus source frame) from its last revision."""
-    if not codes or latest is None:
-        return {}
+def _previous_uses(session: Session, project_id: int, latest: CutRevision | None, latest_rows: list[tuple],
+                   items: list[_Item]) -> dict[str, dict[str, int]]:
+    """Per shot code and take (source identity) of the new cut: shot frame minus source frame, from
+    the last revision that cut that take (the latest's rows, already read, answer most)."""
+    wanted = {(i.match.code, i.clip.source_identity) for i in items if i.match}
+    uses: dict[str, dict[str, int]] = defaultdict(dict)
+    for row in latest_rows:  # in position order: the first use of a take wins
+        uses[row[1]].setdefault(row[2] or row[3] or row[4], row[9] - row[8])
+    missing = {code for code, take in wanted if take not in uses.get(code, ())}
+    if missing and latest is not None:
+        for code, take, delta in _older_uses(session, project_id, latest.number, missing):
+            uses[code].setdefault(take, delta)
+    return uses
+
+
+def _older_uses(session: Session, project_id: int, before: int, codes: set[str]) -> list[tuple[str, str, int]]:
+    """(shot code, take, delta) of `codes` from the revisions before number `before`, the latest per take."""
     rows = execute_custom_plan(session, """
         SELECT DISTINCT ON (ci.shot_code, source) ci.shot_code, source, ci.cut_in - ci.needed_in AS delta
         FROM cut_revisions r
         JOIN cut_items ci ON ci.revision_id = r.id
         CROSS JOIN LATERAL (SELECT coalesce(ci.reel, ci.media_url, ci.clip_name) AS source) s
-        WHERE r.project_id = :p AND ci.shot_code = ANY(:codes) AND ci.cut_in IS NOT NULL
+        WHERE r.project_id = :p AND r.number < :n AND ci.shot_code = ANY(:codes) AND ci.cut_in IS NOT NULL
         ORDER BY ci.shot_code, source, r.number DESC, ci.position
-    """, {"p": project_id, "codes": sorted(codes)})
-    uses: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for row in rows:
-        uses[row.shot_code].append((row.source, row.delta))
-    return uses
+    """, {"p": project_id, "n": before, "codes": sorted(codes)})
+    return [(row.shot_code, row.source, row.delta) for row in rows]
 
 
-def _place_in_shot_frames(items: list[_Item], previous: dict[str, list[tuple[str, int]]],
+def _place_in_shot_frames(items: list[_Item], previous: dict[str, dict[str, int]],
                           existing: dict[str, ExistingShot], first_frame: int) -> None:
     """Give each matched item its shot frames.
 
@@ -286,7 +297,7 @@ def _place_in_shot_frames(items: list[_Item], previous: dict[str, list[tuple[str
         if item.match:
             takes[item.match.code].setdefault(item.clip.source_identity, []).append(item)
     for code, by_take in takes.items():
-        known = dict(previous.get(code, []))
+        known = previous.get(code, {})
         placed_end: int | None = None
         for take in sorted(by_take, key=lambda t: t not in known):  # anchored takes first
             members = by_take[take]
@@ -315,10 +326,16 @@ def shot_cuts_of_items(items: list[_Item]) -> dict[str, ShotCut]:
 
 
 def _shot_cuts(uses: dict[str, list[ShotUse]]) -> dict[str, ShotCut]:
-    ordered = sorted(uses.items(), key=lambda kv: min(u.position for u in kv[1]))
-    return {code: ShotCut(code, rank, min(u.cut_in for u in shot_uses), max(u.cut_out_incl for u in shot_uses),
-                          tuple(sorted(shot_uses, key=lambda u: u.position)))
+    # One sort per shot (a no-op: uses arrive in position order), then plain loops: thousands of shots.
+    by_position = {code: sorted(shot_uses, key=_position) for code, shot_uses in uses.items()}
+    ordered = sorted(by_position.items(), key=lambda kv: kv[1][0].position)
+    return {code: ShotCut(code, rank, min([u.cut_in for u in shot_uses]), max([u.cut_out_incl for u in shot_uses]),
+                          tuple(shot_uses))
             for rank, (code, shot_uses) in enumerate(ordered, start=1)}
+
+
+def _position(use: ShotUse) -> int:
+    return use.position
 
 
 def _shot_plans(items: list[_Item], cuts: dict[str, ShotCut], existing: dict[str, ExistingShot],
@@ -344,15 +361,21 @@ def _latest_revision(session: Session, project_id: int) -> CutRevision | None:
 
 
 def _revision_shot_cuts(session: Session, revision_id: int) -> dict[str, ShotCut]:
-    # Thousands of plain tuples: straight from the driver, no result-row objects.
-    with session.connection().connection.driver_connection.cursor() as cursor:
-        rows = cursor.execute(
-            "SELECT position, shot_code, reel, media_url, clip_name, speed_num, speed_den, \"freeze\", cut_in, cut_out_incl "
-            "FROM cut_items WHERE revision_id = %s AND shot_code IS NOT NULL AND cut_in IS NOT NULL",
-            (revision_id,)).fetchall()
+    return _shot_cuts_of_rows(_revision_rows(session, revision_id))
+
+
+def _revision_rows(session: Session, revision_id: int) -> list[tuple]:
+    """A revision's items mapped to shot frames, in position order, as plain tuples:
+    (position, code, reel, media_url, clip_name, speed_num, speed_den, freeze, needed_in, cut_in, cut_out_incl)."""
+    return fetch_rows(session, "SELECT position, shot_code, reel, media_url, clip_name, speed_num, speed_den, "
+                               "\"freeze\", needed_in, cut_in, cut_out_incl FROM cut_items WHERE revision_id = %s "
+                               "AND shot_code IS NOT NULL AND cut_in IS NOT NULL ORDER BY position", (revision_id,))
+
+
+def _shot_cuts_of_rows(rows: list[tuple]) -> dict[str, ShotCut]:
     uses: dict[str, list[ShotUse]] = defaultdict(list)
     labels: dict[tuple[int, int, bool], str] = {}
-    for position, code, reel, url, name, num, den, freeze, cut_in, cut_out in rows:
+    for position, code, reel, url, name, num, den, freeze, _, cut_in, cut_out in rows:
         key = (num, den, freeze)
         if key not in labels:
             labels[key] = Retime(Fraction(num, den), freeze).label()
@@ -389,8 +412,7 @@ def _with_impact(session: Session, changes: list[ShotChange], shot_ids: dict[str
             continue
         impact = impact_of(versions.get(shot_ids.get(change.shot, -1)), plan.cut_in - plan.handles,
                            plan.cut_out_incl + plan.handles)
-        result.append(replace(change, needs_render=impact.needs_render,
-                              detail={**change.detail, "impact": impact.to_dict()}))
+        result.append(with_impact(change, impact))
     return result
 
 
@@ -435,66 +457,72 @@ _CHANGE_COLUMNS = ("revision_id", "shot_code", "kinds", "old_cut_in", "old_cut_o
 
 
 def _insert_items(session: Session, revision_id: int, items: list[_Item]) -> None:
-    rows = []
-    for item in items:
-        c, match = item.clip, item.match
-        code = match.code if match else None
-        rows.append((
-            revision_id, c.position, ".".join(map(str, c.path)), c.track, c.track_index, c.name, c.reel, c.media_url,
-            c.record_in, c.record_out_excl, c.source_rate.numerator, c.source_rate.denominator, c.clip_source_in,
-            c.source_in, c.source_out_excl, c.retime.speed.numerator, c.retime.speed.denominator, c.retime.freeze,
-            c.transition_in, c.transition_out, c.needed_in, c.needed_out_excl, code, match.rule if match else None,
-            match.value if match else None, item.cut_in, item.cut_out_incl))
-    _copy(session, "cut_items", _ITEM_COLUMNS, rows)
+    _copy(session, "cut_items", _ITEM_COLUMNS, [_item_line(revision_id, item) for item in items])
+
+
+def _item_line(revision_id: int, item: _Item) -> str:
+    """One cut_items row in COPY text format; integers straight into the line, text escaped when it must be."""
+    c, match = item.clip, item.match
+    code, rule, value = (match.code, match.rule, match.value) if match else (None, None, None)
+    rate, speed = c.source_rate, c.retime.speed
+    return (f"{revision_id}\t{c.position}\t{_text('.'.join(map(str, c.path)))}\t{_text(c.track)}\t{c.track_index}\t"
+            f"{_text(c.name)}\t{_text(c.reel)}\t{_text(c.media_url)}\t{c.record_in}\t{c.record_out_excl}\t"
+            f"{rate.numerator}\t{rate.denominator}\t{c.clip_source_in}\t{c.source_in}\t{c.source_out_excl}\t"
+            f"{speed.numerator}\t{speed.denominator}\t{'t' if c.retime.freeze else 'f'}\t{c.transition_in}\t"
+            f"{c.transition_out}\t{c.needed_in}\t{c.needed_out_excl}\t{_text(code)}\t{_text(rule)}\t{_text(value)}\t"
+            f"{_NULL if item.cut_in is None else item.cut_in}\t"
+            f"{_NULL if item.cut_out_incl is None else item.cut_out_incl}\n")
 
 
 def _insert_changes(session: Session, revision_id: int, changes: list[ShotChange]) -> None:
-    rows = [(revision_id, c.shot, list(c.kinds), c.old_cut_in, c.old_cut_out_incl,
-             c.new_cut_in, c.new_cut_out_incl, c.old_position, c.new_position, c.needs_render,
-             {**c.detail, "head": c.head, "tail": c.tail}) for c in changes]
-    _copy(session, "cut_changes", _CHANGE_COLUMNS, rows)
+    _copy(session, "cut_changes", _CHANGE_COLUMNS, [_change_line(revision_id, c) for c in changes])
 
 
-def _copy(session: Session, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """COPY rows in through the session's own connection (same transaction): the fast path for thousands.
+def _change_line(revision_id: int, c: ShotChange) -> str:
+    detail = _json({**c.detail, "head": c.head, "tail": c.tail})
+    values = (c.old_cut_in, c.old_cut_out_incl, c.new_cut_in, c.new_cut_out_incl, c.old_position, c.new_position)
+    numbers = "\t".join(_NULL if v is None else str(v) for v in values)
+    render = _NULL if c.needs_render is None else ("t" if c.needs_render else "f")
+    return f"{revision_id}\t{_text(c.shot)}\t{_text_array(c.kinds)}\t{numbers}\t{render}\t{detail}\n"
 
-    Rows are formatted as COPY text here, in one buffer: much cheaper than adapting value by value.
-    """
-    if not rows:
+
+def _copy(session: Session, table: str, columns: tuple[str, ...], lines: list[str]) -> None:
+    """COPY rows (lines in COPY text format) in through the session's own connection (same transaction):
+    the fast path for thousands of rows."""
+    if not lines:
         return
     raw = session.connection().connection.driver_connection
     quoted = ", ".join(f'"{column}"' for column in columns)  # "freeze" is a reserved word
-    text_of = _copy_text
-    buffer = "".join("\t".join([text_of(value) for value in row]) + "\n" for row in rows)
     try:
         with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
-            copy.write(buffer.encode())
+            copy.write("".join(lines).encode())
     except psycopg.Error as exc:
         message = (exc.diag.message_primary if exc.diag else None) or str(exc)
         raise DatabaseError(f"the database refused the cut's {table}: {message}") from exc
 
 
+_NULL = "\\N"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": "\ufffd"})
 _NEEDS_ESCAPE = re.compile("[\\\\\t\n\r\x00]")
+_JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder: json.dumps with options builds one per call
 
 
-def _copy_text(value: Any) -> str:
-    """One value in PostgreSQL's COPY text format."""
+def _text(value: str | None) -> str:
+    """A text value in COPY text format (NUL, which text cannot hold, becomes U+FFFD)."""
     if value is None:
-        return "\\N"
-    kind = type(value)
-    if kind is int:
-        return str(value)
-    if kind is str:
-        return value.translate(_COPY_ESCAPES) if _NEEDS_ESCAPE.search(value) else value
-    if kind is bool:
-        return "t" if value else "f"
-    if isinstance(value, list):  # a text[]: quoted elements
-        inner = ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in value)
-        return ("{" + inner + "}").translate(_COPY_ESCAPES)
-    if isinstance(value, dict):  # jsonb refuses \u0000
-        return json.dumps(value, separators=(",", ":")).replace("\\u0000", "\\ufffd").translate(_COPY_ESCAPES)
-    return str(value).replace("\x00", "\ufffd").translate(_COPY_ESCAPES)  # text cannot hold NUL
+        return _NULL
+    return value.translate(_COPY_ESCAPES) if _NEEDS_ESCAPE.search(value) else value
+
+
+def _text_array(values: Iterable[str]) -> str:
+    """A text[] in COPY text format: quoted elements."""
+    inner = ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return ("{" + inner + "}").translate(_COPY_ESCAPES)
+
+
+def _json(value: dict[str, Any]) -> str:
+    """A jsonb value in COPY text format (jsonb refuses \\u0000)."""
+    return _JSON.encode(value).replace("\\u0000", "\\ufffd").translate(_COPY_ESCAPES)
 
 
 def _unmatched(items: list[_Item], shot_ids: dict[str, int], rate: Fraction, create: bool) -> list[UnmatchedClip]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fractions import Fraction
 
 from sqlalchemy import select
@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from pipeline.db.cuts import CutItem, CutRevision
 from pipeline.db.models import Project
-from pipeline.editorial.diff import ShotChange, diff_cuts
+from pipeline.editorial.diff import ShotChange, diff_cuts, with_impact
 from pipeline.editorial.frames import Retime, frames_to_timecode
 from pipeline.editorial.ingest import RevisionRecord, _revision_record, _revision_shot_cuts, stored_changes
 from pipeline.editorial.shot_versions import current_shot_versions, impact_of
@@ -130,6 +130,5 @@ def _add_impact(session: Session, project_id: int, changes: list[ShotChange]) ->
         handles = shot.handles if shot else 0
         impact = impact_of(versions.get(shot.id) if shot else None, change.new_cut_in - handles,
                            change.new_cut_out_incl + handles)
-        result.append(replace(change, needs_render=impact.needs_render,
-                              detail={**change.detail, "impact": impact.to_dict()}))
+        result.append(with_impact(change, impact))
     return result

@@ -9,16 +9,18 @@ the version records its frame range).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 from sqlalchemy.orm import Session
 
-from pipeline.editorial.sql import execute_custom_plan
+from pipeline.editorial.sql import fetch_custom_plan
 from pipeline.tracker.records import _Record
 
 _RANGE_TEXT = re.compile(r"^\s*(-?\d+)\s*-\s*(-?\d+)\s*$")
+_JSONB_PAIR = re.compile(r"^\[(-?\d+), (-?\d+)\]$")  # how PostgreSQL prints a jsonb [first, last]
 _FRAME_FILE = re.compile(r"^(?P<prefix>.*?)(?P<frame>\d+)(?P<suffix>\.[A-Za-z0-9]+)$")
 
 
@@ -106,17 +108,17 @@ class ShotVersion(_Record):
 _IMAGE = r"'\d+\.(png|exr|jpe?g|tiff?|dpx|webp)$'"
 _CURRENT_SQL = r"""
 SELECT s.id AS shot_id, s.code AS shot, a.name AS asset, v.id AS version_id, v.number, v.status::text AS status,
-       v.content_hash, v.metadata, p.code || '/' || a.name || '@' || v.number AS ref,
+       v.content_hash, (v.metadata -> 'frame_range')::text AS frame_range, p.code || '/' || a.name || '@' || v.number AS ref,
        first_image.path AS first_image, last_image.path AS last_image, movie.path AS movie
-FROM unnest(CAST(:shot_ids AS integer[])) AS wanted(id)
+FROM unnest(CAST(%(shot_ids)s AS integer[])) AS wanted(id)
 JOIN shots s ON s.id = wanted.id
 JOIN projects p ON p.id = s.project_id
 JOIN assets a ON a.shot_id = s.id AND a.kind = 'shot_render'
-JOIN versions v ON v.asset_id = a.id AND v.number = CASE WHEN :policy = 'approved'
+JOIN versions v ON v.asset_id = a.id AND v.number = CASE WHEN %(policy)s = 'approved'
                                                        THEN coalesce(a.approved_number, a.latest_number)
                                                        ELSE a.latest_number END
 LEFT JOIN LATERAL (
-    SELECT f.path FROM version_files f WHERE :media AND f.version_id = v.id AND f.path ~* IMAGE
+    SELECT f.path FROM version_files f WHERE %(media)s AND f.version_id = v.id AND f.path ~* IMAGE
     ORDER BY f.path LIMIT 1) first_image ON true
 LEFT JOIN LATERAL (
     SELECT f.path FROM version_files f
@@ -126,7 +128,7 @@ LEFT JOIN LATERAL (
     ORDER BY f.path DESC LIMIT 1) last_image ON true
 LEFT JOIN LATERAL (
     SELECT f.path FROM version_files f
-    WHERE :media AND (:movies OR first_image.path IS NULL) AND f.version_id = v.id
+    WHERE %(media)s AND (%(movies)s OR first_image.path IS NULL) AND f.version_id = v.id
       AND f.path ~* '\.(mp4|mov|mxf|mkv|webm|avi)$'
     ORDER BY f.path LIMIT 1) movie ON true
 ORDER BY s.id, (a.name = 'shots/' || s.code || '/main') DESC, a.name
@@ -146,15 +148,24 @@ def current_shot_versions(session: Session, shot_ids: Iterable[int], policy: str
         return {}
     found: dict[int, ShotVersion] = {}
     params = {"shot_ids": ids, "policy": policy, "media": media, "movies": movies}
-    for row in execute_custom_plan(session, _CURRENT_SQL, params):
-        if row.shot_id in found:
+    for shot_id, shot, asset, version_id, number, status, content_hash, frame_range, ref, first_image, last_image, \
+            movie in fetch_custom_plan(session, _CURRENT_SQL, params):
+        if shot_id in found:
             continue
-        coverage = coverage_of(row.metadata)
-        found[row.shot_id] = ShotVersion(row.shot_id, row.shot, row.asset, row.version_id, row.ref, row.number,
-                                         row.status, row.content_hash, coverage,
-                                         sequence_of(row.first_image, row.last_image, coverage),
-                                         movie_of(row.movie, coverage))
+        coverage = _coverage_of_text(frame_range)
+        found[shot_id] = ShotVersion(shot_id, shot, asset, version_id, ref, number, status, content_hash, coverage,
+                                     sequence_of(first_image, last_image, coverage), movie_of(movie, coverage))
     return found
+
+
+def _coverage_of_text(frame_range: str | None) -> Coverage:
+    """coverage_of for `metadata -> 'frame_range'` as jsonb text; the usual `[first, last]` without a JSON parse."""
+    if frame_range is None:
+        return Coverage(False)
+    pair = _JSONB_PAIR.match(frame_range)
+    if pair:
+        return coverage_of({"frame_range": [int(pair.group(1)), int(pair.group(2))]})
+    return coverage_of({"frame_range": json.loads(frame_range)})
 
 
 def sequence_of(first: str | None, last: str | None, coverage: Coverage) -> Media | None:

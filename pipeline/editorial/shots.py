@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from pipeline.db.models import Event, EventKind, Project, Sequence, Shot
+from pipeline.editorial.sql import fetch_rows
 from pipeline.tracker.projects import ensure_sequence
 
 
@@ -40,12 +41,12 @@ class ExistingShot:
 
 def load_shots(session: Session, project_id: int, codes: set[str] | None = None) -> dict[str, ExistingShot]:
     """The project's shots by code (only `codes`, when given)."""
-    t = Shot.__table__.c
-    stmt = select(t.id, t.code, t.sequence_id, t.cut_in, t.cut_out, t.handles, t.editorial_order) \
-        .where(t.project_id == project_id)
+    sql = "SELECT id, code, sequence_id, cut_in, cut_out, handles, editorial_order FROM shots WHERE project_id = %s"
+    params: tuple = (project_id,)
     if codes is not None and len(codes) <= 500:  # beyond that, one scan of the project beats a long IN list
-        stmt = stmt.where(t.code.in_(sorted(codes)))
-    rows = session.execute(stmt).all()
+        sql += " AND code = ANY(%s)"
+        params += (sorted(codes),)
+    rows = fetch_rows(session, sql, params)
     return {row[1]: ExistingShot(*row) for row in rows if codes is None or row[1] in codes}
 
 

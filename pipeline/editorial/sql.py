@@ -23,3 +23,24 @@ def execute_custom_plan(session: Session, sql: str, params: dict[str, Any]) -> l
     session.execute(text("SELECT set_config('jit', :jit, true), set_config('plan_cache_mode', :mode, true)"),
                     {"jit": saved[0], "mode": saved[1]})
     return rows
+
+
+def fetch_rows(session: Session, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    """Rows as plain tuples straight from the driver (no result-row objects: thousands of rows
+    cost milliseconds, not tens), in the session's transaction; psycopg's `%s` parameters."""
+    session.flush()  # as session.execute would: the query sees what the session holds
+    with session.connection().connection.driver_connection.cursor() as cursor:
+        return cursor.execute(sql, params).fetchall()
+
+
+def fetch_custom_plan(session: Session, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """execute_custom_plan as plain tuples (see fetch_rows), with `%(name)s` parameters."""
+    session.flush()
+    with session.connection().connection.driver_connection.cursor() as cursor:
+        saved = cursor.execute(
+            "SELECT current_setting('jit'), current_setting('plan_cache_mode'), set_config('jit', 'off', true), "
+            "set_config('plan_cache_mode', 'force_custom_plan', true)").fetchone()
+        rows = cursor.execute(sql, params).fetchall()
+        cursor.execute("SELECT set_config('jit', %s, true), set_config('plan_cache_mode', %s, true)",
+                       (saved[0], saved[1]))
+    return rows

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import opentimelineio as otio
 import pytest
 
 import pipeline
-from pipeline.editorial import conform_cut, import_cut
+from pipeline.editorial import conform, conform_cut, import_cut
 from pipeline.editorial.errors import CutInputError
 
 R = 24.0
@@ -150,3 +152,58 @@ def test_conform_to_other_formats_and_errors(session, files, tmp_path, samples):
     with pytest.raises(CutInputError, match="layers.edl: the cmx_3600 writer cannot write this cut"):
         conform_cut(session, "layers", tmp_path / "layers.edl")
     assert sorted(p.name for p in tmp_path.iterdir() if "layers" in p.name or p.name.startswith(".")) == []
+
+
+def _read_back(path):
+    """A conformed file as OTIO reads it, in OTIO's own serialization (so two files compare exactly)."""
+    return otio.adapters.read_from_file(str(path)).to_json_string()
+
+
+def _conform_both_ways(session, tmp_path, monkeypatch, name, **options):
+    """Conform through the JSON fast path and through OTIO; returns both results and files."""
+    taken = []
+    real = conform._fast_cut
+    monkeypatch.setattr(conform, "_fast_cut", lambda *a: taken.append(real(*a)) or taken[-1])
+    fast = conform_cut(session, "film", tmp_path / f"{name}_fast.otio", **options)
+    monkeypatch.setattr(conform, "_fast_cut", lambda *a: None)
+    slow = conform_cut(session, "film", tmp_path / f"{name}_otio.otio", **options)
+    monkeypatch.undo()
+    return taken[0] is not None, fast, slow
+
+
+@pytest.mark.parametrize("media", ["sequence", "movie"])
+def test_fast_otio_conform_reads_back_as_the_otio_path(session, files, tmp_path, monkeypatch, conformed_project,
+                                                       media):
+    publish_frames(session, files, "sq010_sh0010", 993, 1060, status="approved", movie=True)
+    publish_frames(session, files, "sq010_sh0020", 990, 1030, movie=True)
+    publish_frames(session, files, "sq010_sh0030", 1001, 1010)  # not covered: keeps its media
+    fast_taken, fast, slow = _conform_both_ways(session, tmp_path, monkeypatch, media, media=media)
+    assert fast_taken
+    assert [c.to_dict() for c in fast.clips] == [c.to_dict() for c in slow.clips] and fast.relinked == 2
+    assert _read_back(fast.output) == _read_back(slow.output)
+    assert "\n" not in Path(fast.output).read_text()  # the compact JSON of the fast path
+
+
+def test_fast_otio_conform_keeps_other_references_and_falls_back_for_old_schemas(session, files, tmp_path,
+                                                                                 monkeypatch):
+    pipeline.create_project(session, "film", fps="24")
+    timeline = build_timeline()
+    clip = next(c for c in timeline.find_clips() if c.name == "sq010_sh0010_v3.mov")
+    clip.set_media_references({"DEFAULT_MEDIA": otio.schema.ExternalReference("file:///proxy.mov"),
+                               "high": otio.schema.ExternalReference("file:///high.mov")}, "high")
+    current, old = tmp_path / "current.otio", tmp_path / "old.otio"
+    otio.adapters.write_to_file(timeline, str(current))
+    otio.adapters.write_to_file(timeline, str(old), target_schema_versions={"Clip": 1})  # OTIO upgrades it on read
+    outputs = {}
+    for source, expect_fast in ((current, True), (old, False)):
+        import_cut(session, "film", source, create_shots=True)
+        if source is current:
+            publish_frames(session, files, "sq010_sh0010", 993, 1060, status="approved")
+        fast_taken, fast, slow = _conform_both_ways(session, tmp_path, monkeypatch, source.stem)
+        assert fast_taken == expect_fast and fast.relinked == slow.relinked == 1
+        assert _read_back(fast.output) == _read_back(slow.output)
+        outputs[source.stem] = fast.output
+    written = otio.adapters.read_from_file(outputs["current"])
+    relinked = next(c for c in written.find_clips() if c.name == clip.name)
+    assert relinked.media_references()["DEFAULT_MEDIA"].target_url == "file:///proxy.mov"
+    assert relinked.metadata["backlot"]["original_media"] == "file:///high.mov"
