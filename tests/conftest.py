@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import traceback
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -131,7 +132,8 @@ def run(db_url):
 
     def invoke(*args, code=0):
         result = runner.invoke(app, [str(a) for a in args])
-        assert result.exit_code == code, (result.stdout, result.stderr, result.exception)
+        assert result.exit_code == code, (result.stdout, result.stderr, result.exception,
+                                          "".join(traceback.format_exception(*result.exc_info))[-3000:])
         return result
 
     return invoke

@@ -5,6 +5,12 @@ scaled-dot-product attention (diffusers' default attention processor on torch 2)
 `torch.compile` of the UNet when BACKLOT_TORCH_COMPILE=1. `BACKLOT_DEVICE` forces a device
 (`cpu`, `cuda`, `cuda:1`). The device class (kind, GPU name, dtype) goes into every recipe:
 reproduction is promised on the same device class.
+
+On CUDA, cuDNN is pinned to deterministic algorithms without autotuning and cuBLAS to a
+fixed workspace (both measured free on an H200: tests/benchmarks/bench_cuda_determinism.py).
+PyTorch's global `use_deterministic_algorithms` is not set: it made renders 1.9x slower and
+did not change their bytes. BACKLOT_CUDA_DETERMINISTIC=0 drops the pinning, and the device
+class says so (`.../nondeterministic`), so such a version is never expected to reproduce.
 """
 
 from __future__ import annotations
@@ -24,13 +30,15 @@ class Device:
     dtype: str  # "float32", "bfloat16", "float16"
     compile: bool
     threads: int
+    deterministic: bool = True
 
     @property
     def device_class(self) -> str:
         if self.name.startswith("cuda"):
             import torch
 
-            return f"cuda/{torch.cuda.get_device_name(torch.device(self.name))}/{self.dtype}"
+            name = f"cuda/{torch.cuda.get_device_name(torch.device(self.name))}/{self.dtype}"
+            return name if self.deterministic else f"{name}/nondeterministic"
         return f"cpu/{platform.machine()}/{self.dtype}"
 
     def torch_dtype(self):
@@ -47,8 +55,19 @@ def pick_device() -> Device:
     torch.set_num_threads(threads)
     if wanted.startswith("cuda"):
         dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-        return Device(wanted, dtype, os.environ.get("BACKLOT_TORCH_COMPILE") == "1", threads)
+        deterministic = os.environ.get("BACKLOT_CUDA_DETERMINISTIC", "1") != "0"
+        if deterministic:
+            _pin_cuda_kernels()
+        return Device(wanted, dtype, os.environ.get("BACKLOT_TORCH_COMPILE") == "1", threads, deterministic)
     return Device("cpu", "float32", False, threads)
+
+
+def _pin_cuda_kernels() -> None:
+    import torch
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS first starts
+    torch.backends.cudnn.benchmark = False  # autotuning may pick another algorithm next time
+    torch.backends.cudnn.deterministic = True
 
 
 def library_versions() -> dict[str, str]:

@@ -5,7 +5,9 @@ when it ran inside a long-lived process that had trained and rendered before (th
 picked up was never pinned down; a fresh process that only encodes is always identical). So
 previews are encoded by this helper: it reads PNG frames from disk and writes the MP4,
 nothing else. One helper per process is kept running; `python -m pipeline.generation.encoder`
-is the helper itself, reading one JSON request per line on stdin.
+is the helper itself, reading one JSON request per line on stdin: `open`, then one `frame`
+per PNG as soon as it is written (so encoding overlaps rendering), then `close` (or `abort`),
+which alone is answered.
 """
 
 from __future__ import annotations
@@ -24,21 +26,75 @@ _lock = threading.Lock()
 _helper: subprocess.Popen | None = None
 
 
+class PreviewStream:
+    """An MP4 the helper encodes while frames are still being rendered.
+
+    Holds the helper from open to close; `add` may be called from another thread."""
+
+    def __init__(self, out: Path, fps: Fraction):
+        self.out, self._done = out, False
+        _lock.acquire()
+        try:
+            self._helper = _running_helper()
+            self._send({"open": str(out), "fps": [fps.numerator, fps.denominator]})
+        except BaseException:
+            _lock.release()
+            raise
+
+    def add(self, frame: Path) -> None:
+        self._send({"frame": str(frame)})
+
+    def close(self) -> Path:
+        answer = self._finish({"close": True})
+        if not answer.get("ok"):
+            raise BacklotError(f"encoding {self.out.name} failed: {answer.get('error')}")
+        return self.out
+
+    def abort(self) -> None:
+        """Stop; the helper removes the partial file."""
+        if self._done:
+            return
+        try:
+            self._finish({"abort": True})
+        except BacklotError:
+            pass  # the helper is gone, and with it the half-written file's writer
+
+    def _send(self, request: dict) -> None:
+        try:
+            self._helper.stdin.write(json.dumps(request) + "\n")
+            self._helper.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            raise BacklotError(f"the preview encoder stopped while encoding {self.out.name}") from None
+
+    def _finish(self, request: dict) -> dict:
+        self._done = True
+        try:
+            self._send(request)
+            reply = self._helper.stdout.readline()
+        finally:
+            _lock.release()
+        if not reply:
+            raise BacklotError(f"the preview encoder stopped while encoding {self.out.name}")
+        return json.loads(reply)
+
+
 def encode_preview(frames: Sequence[Path], out: Path, fps: Fraction) -> Path:
     """Encode PNG `frames` to an H.264 MP4 at `out` through the helper process."""
-    request = json.dumps({"frames": [str(f) for f in frames], "out": str(out),
-                          "fps": [fps.numerator, fps.denominator]})
+    stream = PreviewStream(out, fps)
+    try:
+        for frame in frames:
+            stream.add(frame)
+    except BaseException:
+        stream.abort()
+        raise
+    return stream.close()
+
+
+def start_helper() -> None:
+    """Start this process's helper now rather than on its first preview (a worker process
+    does at start, beside loading its base model)."""
     with _lock:
-        helper = _running_helper()
-        helper.stdin.write(request + "\n")
-        helper.stdin.flush()
-        reply = helper.stdout.readline()
-    if not reply:
-        raise BacklotError(f"the preview encoder stopped while encoding {out.name}")
-    answer = json.loads(reply)
-    if not answer.get("ok"):
-        raise BacklotError(f"encoding {out.name} failed: {answer.get('error')}")
-    return out
+        _running_helper()
 
 
 def _running_helper() -> subprocess.Popen:
@@ -52,18 +108,40 @@ def _running_helper() -> subprocess.Popen:
 def _serve() -> None:
     from PIL import Image
 
-    from pipeline.generation.media import write_preview
+    from pipeline.generation.media import PreviewWriter
 
+    writer: PreviewWriter | None = None
+    error = None
     for line in sys.stdin:
         request = json.loads(line)
+        if "open" in request:
+            writer, error = PreviewWriter(Path(request["open"]), Fraction(*request["fps"])), None
+        elif "frame" in request and error is None and writer is not None:
+            try:
+                with Image.open(request["frame"]) as image:
+                    writer.add(image.convert("RGB"))
+            except Exception as exc:  # noqa: BLE001 - reported at close, where the caller raises
+                error = f"{type(exc).__name__}: {exc}"
+                writer.abort()
+        elif "close" in request or "abort" in request:
+            _answer(writer, error, "abort" in request)
+            writer = None
+
+
+def _answer(writer, error: str | None, abort: bool) -> None:
+    answer = {"ok": error is None}
+    if error is not None:
+        answer["error"] = error
+    elif abort:
+        writer.abort()
+    else:
         try:
-            images = [Image.open(path).convert("RGB") for path in request["frames"]]
-            write_preview(images, Path(request["out"]), Fraction(*request["fps"]))
-            answer = {"ok": True}
+            writer.close()
         except Exception as exc:  # noqa: BLE001 - reported to the caller, which raises
+            writer.abort()
             answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        sys.stdout.write(json.dumps(answer) + "\n")
-        sys.stdout.flush()
+    sys.stdout.write(json.dumps(answer) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

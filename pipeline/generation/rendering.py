@@ -9,6 +9,7 @@ the plan, so a fresh process can replay a recipe exactly (see reproduce.py).
 
 from __future__ import annotations
 
+import math
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -21,8 +22,7 @@ from sqlalchemy.orm import Session
 from pipeline.errors import InvalidInputError, NotFoundError
 from pipeline.generation.device import library_versions, pick_device
 from pipeline.generation.loading import activate_adapters, load_pipeline
-from pipeline.generation.encoder import encode_preview
-from pipeline.generation.media import load_image, write_frames, write_thumbnail
+from pipeline.generation.media import ShotMediaWriter, load_image
 from pipeline.generation.models import version_folder
 from pipeline.storage import Store
 from pipeline.tracker import VersionRecord, get_project, get_shot, get_version, list_shots, publish_version
@@ -60,6 +60,10 @@ class RenderSettings:
         for name in ("frame_strength", "continuity_strength"):
             if not 0 < getattr(self, name) <= 1:
                 raise InvalidInputError(f"{name} must be in (0, 1]")
+        weakest = min(self.frame_strength, self.continuity_strength)
+        if int(self.steps * weakest) < 1:  # img2img runs steps x strength denoising steps
+            raise InvalidInputError(f"--steps {self.steps} at strength {weakest} leaves frames after the first "
+                                    f"no denoising step: use at least {math.ceil(1 / weakest)} steps")
 
 
 @dataclass(frozen=True)
@@ -163,18 +167,20 @@ def render_frames(plan: RenderPlan, out: Path, store: Store | None = None,
                   guidance_scale=s.guidance_scale)
     previous = _continuity_frame(plan, store)
     draw = _video_frames if loaded.video else _image_frames
-    images = draw(loaded, plan, previous, common, progress)
-    files = write_frames(images, out / "frames", plan.first_frame)
-    files.append(encode_preview(files, out / "preview.mp4", plan.fps))
-    files.append(write_thumbnail(images[len(images) // 2], out / "thumbnail.png"))
-    return files, recipe
+    media = ShotMediaWriter(out, plan.first_frame, plan.fps, thumbnail_index=plan.frame_count // 2)
+    try:
+        draw(loaded, plan, previous, common, progress, media.add)
+        return media.finish(), recipe
+    except BaseException:
+        media.abort()
+        raise
 
 
-def _image_frames(loaded, plan: RenderPlan, previous, common: dict, progress) -> list:
+def _image_frames(loaded, plan: RenderPlan, previous, common: dict, progress, emit) -> None:
     """An image base: frame by frame, each img2img from the one before; frame i uses seed + i."""
     import torch
 
-    s, images = plan.settings, []
+    s = plan.settings
     for index in range(plan.frame_count):
         generator = torch.Generator(device="cpu").manual_seed(s.seed + index)
         if previous is None:
@@ -182,20 +188,19 @@ def _image_frames(loaded, plan: RenderPlan, previous, common: dict, progress) ->
         else:
             strength = s.continuity_strength if index == 0 else s.frame_strength
             image = loaded.img2img(image=previous, strength=strength, generator=generator, **common).images[0]
-        images.append(image)
+        emit(image)
         previous = image
         if progress:
             progress(index + 1)
-    return images
 
 
-def _video_frames(loaded, plan: RenderPlan, previous, common: dict, progress) -> list:
+def _video_frames(loaded, plan: RenderPlan, previous, common: dict, progress, emit) -> None:
     """A video (AnimateDiff) base: windows of VIDEO_WINDOW frames made together; a window after
     the first, or the first one when there is a previous shot, is video-to-video from a clip
     holding the last frame before it. Window w uses seed + w."""
     import torch
 
-    s, images = plan.settings, []
+    s, made = plan.settings, 0
     for window, start in enumerate(range(0, plan.frame_count, VIDEO_WINDOW)):
         count = min(VIDEO_WINDOW, plan.frame_count - start)
         generator = torch.Generator(device="cpu").manual_seed(s.seed + window)
@@ -206,11 +211,12 @@ def _video_frames(loaded, plan: RenderPlan, previous, common: dict, progress) ->
             strength = s.continuity_strength if window == 0 else s.frame_strength
             frames = loaded.img2img(video=[previous] * count, strength=strength, generator=generator,
                                     **common).frames[0]
-        images += frames[:count]
-        previous = images[-1]
+        for frame in frames[:count]:
+            emit(frame)
+        made += count
+        previous = frames[count - 1]
         if progress:
-            progress(len(images))
-    return images
+            progress(made)
 
 
 def _continuity_frame(plan: RenderPlan, store: Store | None):

@@ -10,6 +10,7 @@ from services.cli import (
     demo,
     generation_cmds,
     job_cmds,
+    kitsu_cmds,
     serve_cmds,
     token_cmds,
     tracker_cmds,
@@ -36,6 +37,7 @@ app.add_typer(job_cmds.regen_app, name="regen")
 app.command()(demo.demo)
 app.add_typer(token_cmds.app, name="token")
 app.command()(serve_cmds.serve)
+app.add_typer(kitsu_cmds.app, name="kitsu")
 
 
 def main() -> None:
