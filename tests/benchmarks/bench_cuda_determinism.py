@@ -22,7 +22,7 @@ import time
 MODES = ("free", "cudnn", "strict")
 
 
-def check_backlot_renders(frames: int, steps: int) -> None:
+def check_backlot_renders(frames: int, steps: int, tiny: bool = False) -> None:
     """Backlot's own render path (adapter, img2img chain, files) three times: which parts repeat?"""
     import tempfile
     from fractions import Fraction
@@ -37,12 +37,15 @@ def check_backlot_renders(frames: int, steps: int) -> None:
     from pipeline.generation.training import TrainSettings, run_training
     from tests.benchmarks.bench_generation import build_sd15_sized, fake_version
 
+    from pipeline.generation.tiny import build_tiny_pipeline
+
     tmp = Path(tempfile.mkdtemp())
-    base = build_sd15_sized(tmp / "sd15")
+    size = 64 if tiny else 512
+    base = build_tiny_pipeline(tmp / "tiny") if tiny else build_sd15_sized(tmp / "sd15")
     art = tmp / "art.png"
-    Image.fromarray((np.random.default_rng(0).random((512, 512, 3)) * 255).astype("uint8")).save(art)
-    adapter = run_training(base, [art], ["mara"], TrainSettings(steps=3, resolution=512), tmp / "ad").folder
-    plan = RenderPlan(RenderSettings(prompt="mara walks", steps=steps, seed=0, width=512, height=512), 1001, frames,
+    Image.fromarray((np.random.default_rng(0).random((size, size, 3)) * 255).astype("uint8")).save(art)
+    adapter = run_training(base, [art], ["mara"], TrainSettings(steps=3, resolution=size), tmp / "ad").folder
+    plan = RenderPlan(RenderSettings(prompt="mara walks", steps=steps, seed=0, width=size, height=size), 1001, frames,
                       Fraction(24), fake_version(1, base, "base"), [(fake_version(2, adapter, "adapter"), 1.0)], None)
     runs = []
     for r in range(3):
@@ -53,7 +56,7 @@ def check_backlot_renders(frames: int, steps: int) -> None:
     loaded = load_pipeline(plan.base_model.content_hash, base)
     for label, adapters in (("no adapter", []), ("adapter", [("lora_" + "0" * 63 + "2", adapter, 1.0)])):
         activate_adapters(loaded, adapters)
-        t2i = [loaded.text2img("mara walks", height=512, width=512, num_inference_steps=steps, output_type="latent",
+        t2i = [loaded.text2img("mara walks", height=size, width=size, num_inference_steps=steps, output_type="latent",
                                generator=torch.Generator().manual_seed(0)).images for _ in range(3)]
         first = Image.open(tmp / "r0" / "frames" / "frame.1001.png")
         i2i = [loaded.img2img("mara walks", image=first, strength=0.5, num_inference_steps=steps, output_type="latent",
@@ -108,12 +111,13 @@ def main() -> None:
     parser.add_argument("--renders", type=int, default=4)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--backlot", action="store_true", help="check Backlot's render path instead")
+    parser.add_argument("--tiny", action="store_true", help="with --backlot: the tiny model (a quick CPU check)")
     args = parser.parse_args()
     if args.backlot:
         from pipeline.generation.device import pick_device
 
         pick_device()  # the pinning Backlot applies
-        check_backlot_renders(frames=3, steps=args.steps)
+        check_backlot_renders(frames=3, steps=args.steps, tiny=args.tiny)
         return
     if args.mode != "all":
         print(json.dumps(run_mode(args.mode, args.renders, args.steps)))
