@@ -155,7 +155,11 @@ def report_progress(session: Session, job_id: int, progress: float, note: str | 
 
 
 def finish_job(session: Session, job_id: int, version_id: int) -> None:
+    """Mark a job done with its result, in the transaction that publishes the result. A job
+    cancelled meanwhile raises (a BacklotError), so that transaction publishes nothing."""
     job = session.get(Job, job_id, with_for_update=True)
+    if job.state == JobState.cancelled:
+        raise ConflictError(f"job {job_id} was cancelled")
     job.state, job.result_version_id, job.progress = JobState.done, version_id, 1.0
     job.error = job.traceback = None
     job.finished_at = job.updated_at = _now()
@@ -170,6 +174,8 @@ def fail_attempt(session: Session, job_id: int, error: str, traceback: str, *, f
     """Record an attempt's error; the job is failed when it is the last attempt, else queued again."""
     job = session.get(Job, job_id, with_for_update=True)
     job.error, job.traceback, job.updated_at = error, traceback, _now()
+    if job.state == JobState.cancelled:
+        return  # cancelled while it ran: it stays cancelled
     if final or job.attempts >= job.max_attempts:
         job.state, job.finished_at = JobState.failed, _now()
         record_event(session, job.project_id, EventKind.job_finished, job.created_by, None,

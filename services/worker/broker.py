@@ -4,27 +4,178 @@ The embedded default is kombu's SQLAlchemy transport on Backlot's own PostgreSQL
 more to install or start, and messages are as durable as the database. Its weakness — a
 message taken by a worker that is then killed is not redelivered by the transport — does
 not lose work here, because jobs live in PostgreSQL and the dispatcher re-sends any job
-whose worker stopped beating. It polls; Backlot polls every 0.1 s instead of kombu's 1 s.
+whose worker stopped beating.
+
+kombu's transport only polls. Backlot's wakes the consumer instead: a message put sends a
+PostgreSQL NOTIFY in the same transaction (delivered when it commits), which a LISTEN
+connection in the consuming process turns into an immediate poll; an acknowledgement (a
+freed prefetch slot) wakes it too, in process. Polling stays as the fallback: every
+`FALLBACK_POLL_S` while the LISTEN connection is up, every `POLLING_INTERVAL` while it is not.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
+import threading
+from datetime import datetime
+from json import dumps, loads
+from queue import Empty
+from time import monotonic
 
 from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport.sqlalchemy import Channel as SQLAlchemyChannel
 from kombu.transport.sqlalchemy import Transport as SQLAlchemyTransport
+from kombu.utils.encoding import bytes_to_str
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.exc import OperationalError
 
 from pipeline.config import load_settings
 from pipeline.db.engine import resolve_url
 
-POLLING_INTERVAL = 0.1
+log = logging.getLogger("backlot.broker")
+POLLING_INTERVAL = 0.1  # without a LISTEN connection (as before it existed)
+FALLBACK_POLL_S = float(os.environ.get("BACKLOT_BROKER_POLL_S", 1.0))  # with one: only a safety net
+NOTIFY_CHANNEL = "backlot_broker"
+
+
+class PostgresChannel(SQLAlchemyChannel):
+    """kombu's channel, with a NOTIFY in each put's transaction and a wake-up on each ack; a
+    get is one statement (kombu's takes three), and SKIP LOCKED lets workers poll side by side."""
+
+    def _queue_id(self, queue) -> int:
+        ids = self.__dict__.setdefault("_queue_ids", {})
+        if queue not in ids:
+            ids[queue] = self._get_or_create(queue).id  # queue rows are never deleted
+        return ids[queue]
+
+    def _put(self, queue, payload, **kwargs):
+        table = self.message_cls.__table__
+        try:
+            self.session.execute(insert(table).values(payload=dumps(payload), queue_id=self._queue_id(queue),
+                                                      visible=True, version=1))
+            self.session.execute(text("SELECT pg_notify(:channel, :queue)"),
+                                 {"channel": NOTIFY_CHANNEL, "queue": str(queue)})
+            self.session.commit()
+        except OperationalError:
+            self.session.rollback()  # the publish fails (and can be retried): nothing was stored
+            raise
+
+    def _get(self, queue):
+        table = self.message_cls.__table__
+        waiting = (table.c.queue_id == self._queue_id(queue)) & (table.c.visible != False)  # noqa: E712
+        oldest = (select(table.c.id).where(waiting)
+                  .order_by(table.c.timestamp, table.c.id).limit(1).with_for_update(skip_locked=True)
+                  .scalar_subquery())
+        try:
+            payload = self.session.execute(
+                update(table).where(table.c.id == oldest)
+                .values(visible=False, timestamp=datetime.now(), version=table.c.version + 1)
+                .returning(table.c.payload)).scalar()
+            self.session.commit()
+        except OperationalError:
+            self.session.rollback()
+            raise
+        if payload is None:
+            raise Empty()
+        return loads(bytes_to_str(payload))
+
+    def basic_ack(self, delivery_tag, multiple=False):
+        super().basic_ack(delivery_tag, multiple=multiple)
+        self._wake()  # prefetch 1: the consumer may take the next message now
+
+    def basic_reject(self, delivery_tag, requeue=False):
+        super().basic_reject(delivery_tag, requeue=requeue)
+        self._wake()
+
+    def _wake(self) -> None:
+        wake = getattr(self.connection, "wake", None)
+        if wake is not None:
+            wake()
 
 
 class PostgresTransport(SQLAlchemyTransport):
-    """kombu's SQLAlchemy transport, polling faster (the option cannot be passed through:
-    the transport hands all its options to create_engine)."""
+    """kombu's SQLAlchemy transport, woken by LISTEN/NOTIFY and by acks instead of sleeping
+    out a polling interval (which cannot be passed as an option: the transport hands all
+    its options to create_engine)."""
 
+    Channel = PostgresChannel
     polling_interval = POLLING_INTERVAL
+
+    def __init__(self, client, **kwargs):
+        super().__init__(client, **kwargs)
+        self._woken = threading.Event()
+        self._listening = threading.Event()  # the LISTEN connection is up
+        self._closed = threading.Event()
+        self._listener: threading.Thread | None = None
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    def drain_events(self, connection, timeout=None):
+        """kombu's loop, with its sleep replaced by a wait that a NOTIFY or an ack ends."""
+        self._start_listener()
+        started = monotonic()
+        while True:
+            self._woken.clear()  # before polling: a wake-up during the poll is not lost
+            try:
+                self.cycle.get(self._deliver, timeout=timeout)
+                return
+            except Empty:
+                pass
+            left = None if timeout is None else timeout - (monotonic() - started)
+            if left is not None and left <= 0:
+                raise socket.timeout()
+            interval = FALLBACK_POLL_S if self._listening.is_set() else self.polling_interval
+            self._woken.wait(interval if left is None else min(interval, left))
+
+    def close_connection(self, connection):
+        self._closed.set()
+        self._woken.set()
+        return super().close_connection(connection)
+
+    # -- the LISTEN connection (only in a process that consumes) ------------------------
+
+    def _start_listener(self) -> None:
+        if self._listener is not None and self._listener.is_alive():
+            return
+        connect = self._listen_connector()
+        if connect is None:
+            return
+        self._listener = threading.Thread(target=self._listen, args=(connect,), name="backlot-broker-listen",
+                                          daemon=True)
+        self._listener.start()
+
+    def _listen_connector(self):
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.client.hostname)
+        if url.get_backend_name() != "postgresql" or url.get_driver_name() != "psycopg":
+            return None  # another driver: plain polling
+        import psycopg
+
+        from sqlalchemy.dialects import registry
+
+        dialect = registry.load(f"{url.get_backend_name()}.{url.get_driver_name()}")()
+        cargs, cparams = dialect.create_connect_args(url)
+        return lambda: psycopg.connect(*cargs, **cparams, autocommit=True, connect_timeout=10)
+
+    def _listen(self, connect) -> None:
+        while not self._closed.is_set():
+            try:
+                with connect() as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._listening.set()
+                    self._woken.set()  # anything put while we were not listening: poll now
+                    while not self._closed.is_set():
+                        for _notify in conn.notifies(timeout=1.0):
+                            self._woken.set()
+            except Exception as exc:  # noqa: BLE001 - the database restarting, a network blip
+                log.warning("broker LISTEN connection lost (polling every %.1fs meanwhile): %s",
+                            self.polling_interval, exc)
+            self._listening.clear()
+            self._closed.wait(1.0)
 
 
 TRANSPORT_ALIASES.setdefault("backlotpg", "services.worker.broker:PostgresTransport")

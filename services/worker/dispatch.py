@@ -2,7 +2,8 @@
 when a message or a worker was lost.
 
 `dispatch` runs after a request commits (the CLI calls it), after every finished task (so
-the next job of a chain goes at once) and periodically in every worker (a thread), which is
+the next job of a chain goes at once: `take_due` in the transaction that marks the task's job
+done, `send` after it commits) and periodically in every worker (a thread), which is
 what recovers lost messages and killed workers. `SELECT ... FOR UPDATE SKIP LOCKED` keeps
 several dispatchers from sending the same job at the same moment; if two still do, the task
 is idempotent.
@@ -28,9 +29,20 @@ def dispatch(app) -> int:
     back to queued (and is raised); a crash between commit and send is caught by the re-send
     rule for dispatched jobs that never started."""
     with pipeline.session() as s:
-        due = [(job.id, job.queue) for job in jobs.jobs_to_send(s, stale_after=STALE_AFTER,
-                                                                   redispatch_after=REDISPATCH_AFTER)]
-    # After commit: a worker taking the message must find the row unlocked and dispatched.
+        due = take_due(s)
+    return send(app, due)
+
+
+def take_due(session) -> list[tuple[int, str]]:
+    """Mark what is due dispatched, in the caller's transaction; hand the result to `send`
+    once that transaction has committed."""
+    return [(job.id, job.queue) for job in jobs.jobs_to_send(session, stale_after=STALE_AFTER,
+                                                             redispatch_after=REDISPATCH_AFTER)]
+
+
+def send(app, due: list[tuple[int, str]]) -> int:
+    """Send jobs marked dispatched by a committed transaction (a worker taking the message must
+    find the row unlocked and dispatched)."""
     for index, (job_id, queue) in enumerate(due):
         try:
             app.send_task("backlot.run_job", args=[job_id], queue=queue, retry=False)

@@ -14,6 +14,7 @@ import time
 import traceback as tb
 
 from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import select
 from celery.signals import worker_process_init, worker_ready
 
 import pipeline
@@ -22,7 +23,7 @@ from pipeline.db.jobs import JobKind, JobState
 from pipeline.db.models import Version
 from pipeline.errors import BacklotError
 from services.worker.app import app
-from services.worker.dispatch import STALE_AFTER
+from services.worker.dispatch import STALE_AFTER, send, take_due
 
 log = logging.getLogger("backlot.worker")
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
@@ -31,25 +32,34 @@ HEARTBEAT_EVERY = 1.0
 
 @app.task(name="backlot.run_job", bind=True)
 def run_job(self, job_id: int) -> int | None:
+    """Two transactions on the way: the claim, and one that publishes the version, marks the
+    job done and marks what is due next dispatched (sent once it has committed). A render
+    shorter than HEARTBEAT_EVERY writes nothing in between."""
     with pipeline.session() as s:
         job = jobs.claim_job(s, job_id, WORKER_NAME, stale_after=STALE_AFTER)
         if job is None:
             return None
-        existing = s.query(Version.id).filter(Version.idempotency_key == version_key(job_id)).scalar()
-        if existing:  # published by an earlier run that died before marking the job done
+        # Only an earlier attempt can have published (and died before committing `done`).
+        key = version_key(job_id)
+        existing = job.attempts > 1 and s.scalar(select(Version.id).where(Version.idempotency_key == key))
+        if existing:
             jobs.finish_job(s, job_id, existing)
-            return existing
-        kind, params, project = job.kind, dict(job.params), jobs.find_project_code(s, job.project_id)
-        continuity = _dependency_result(s, job)
+            due = take_due(s)
+        else:
+            kind, params, project = job.kind, dict(job.params), jobs.find_project_code(s, job.project_id)
+            continuity = _dependency_result(s, job)
+    if existing:
+        send_due(due)
+        return existing
     try:
-        version_id = execute(kind, project, params, job_id, continuity)
+        version_id, due = execute(kind, project, params, job_id, continuity)
     except (Exception, SoftTimeLimitExceeded) as exc:  # noqa: BLE001 - every failure is recorded on the job
         final = isinstance(exc, BacklotError)  # bad input will not get better by retrying
         with pipeline.session() as s:
             jobs.fail_attempt(s, job_id, f"{type(exc).__name__}: {exc}", tb.format_exc(), final=final)
         log.warning("job %s failed: %s", job_id, exc)
         return None
-    dispatch_ready()
+    send_due(due)
     return version_id
 
 
@@ -64,14 +74,17 @@ def _dependency_result(session, job) -> int | None:
     return parent.result_version_id if parent and parent.state == JobState.done else None
 
 
-def execute(kind: JobKind, project: str, params: dict, job_id: int, continuity: int | None) -> int:
-    """Run the work and publish, with the job marked done in the same transaction as the version."""
+def execute(kind: JobKind, project: str, params: dict, job_id: int,
+            continuity: int | None) -> tuple[int, list[tuple[int, str]]]:
+    """Run the work and publish, with the job marked done in the same transaction as the
+    version; returns the version and the jobs that transaction marked dispatched (to send)."""
     from pipeline import generation as gen
 
-    last = [0.0]
+    last = [time.monotonic()]  # the claim has just beaten
 
     def beat(fraction: float, note: str) -> None:
-        if time.monotonic() - last[0] < HEARTBEAT_EVERY and fraction < 1:
+        # The last beat is left to finish_job, which also refuses a job cancelled meanwhile.
+        if time.monotonic() - last[0] < HEARTBEAT_EVERY or fraction >= 1:
             return
         last[0] = time.monotonic()
         with pipeline.session() as s:
@@ -98,21 +111,29 @@ def execute(kind: JobKind, project: str, params: dict, job_id: int, continuity: 
             version = gen.rerender_version(s, params["source"], continuity=neighbour,
                                            idempotency_key=key, progress=lambda n: beat(0.5, f"frame {n}"))
         jobs.finish_job(s, job_id, version.id)
-        return version.id
+        return version.id, take_due(s)
 
 
-def dispatch_ready() -> None:
-    from services.worker.dispatch import dispatch
-
+def send_due(due: list[tuple[int, str]]) -> None:
+    """Send what the finishing transaction marked dispatched (the next job of a chain at once)."""
+    if not due:
+        return
     try:
-        dispatch(app)
-    except Exception as exc:  # noqa: BLE001 - the periodic dispatcher will try again
+        send(app, due)
+    except Exception as exc:  # noqa: BLE001 - requeued; the periodic dispatcher will try again
         log.warning("dispatch after a job failed: %s", exc)
 
 
 @worker_process_init.connect
-def warm_base_model(**_kwargs) -> None:
-    """Load the base model once per worker process, before the first task needs it."""
+def warm_up(**_kwargs) -> None:
+    """Before the first task: start the preview-encoder helper and load the base model (with
+    `--warm`), once per worker process, so that no task pays for them."""
+    from pipeline.generation.encoder import start_helper
+
+    try:
+        start_helper()
+    except OSError as exc:  # the first preview will try again and report it
+        log.warning("could not start the preview encoder: %s", exc)
     ref = os.environ.get("BACKLOT_WARM_MODEL")
     if not ref:
         return

@@ -1,12 +1,18 @@
 """Benchmark: orchestration overhead of the Celery worker on the tiny model.
 
-    .venv/bin/python -m tests.benchmarks.bench_worker [--shots 24] [--frames 4]
+    .venv/bin/python -m tests.benchmarks.bench_worker [--shots 24] [--frames 4] [--rounds 3]
 
 The same N shot renders (a) called directly in one process with the pipeline cache, (b)
 through the real worker — jobs written to PostgreSQL, dispatched through the embedded
 broker (or BROKER_URL), run by a `backlot worker` process with its base model loaded once —
 and (c) through the worker in the naive design, where every task loads the base model
-(BACKLOT_NO_PIPELINE_CACHE=1). Prints wall times and ratios against (a).
+(BACKLOT_NO_PIPELINE_CACHE=1).
+
+On a shared machine the load drifts, so the modes are interleaved: each round renders a
+batch directly, then the same batch through the worker, and each worker mode is compared
+with the direct batches of its own rounds. A worker batch's clock runs from just before its
+jobs are written until the last one is marked done (`finished_at`, written in the
+transaction that publishes the version). Two warm-up renders on each side before any clock.
 """
 
 from __future__ import annotations
@@ -14,113 +20,136 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
+
+from sqlalchemy import func, select
 
 import pipeline
 from pipeline import generation as gen
-from pipeline import jobs
 from pipeline.db.embedded import EmbeddedPostgres
+from pipeline.db.jobs import Job, JobState
 from pipeline.generation.loading import clear_cache
 
 RENDER = {"prompt": "bench", "steps": 4, "seed": 1}
-
-
 WARMUP = 2  # renders before the clock starts, on both sides: first-use costs are not orchestration
+PROJECT = "bench"
 
 
-def setup(project: str, shots: int, frames: int) -> str:
+def setup(shots: int, frames: int) -> str:
     with pipeline.session() as s:
-        pipeline.create_project(s, project)
-        base = gen.build_and_register_tiny(s, project)
+        pipeline.create_project(s, PROJECT)
+        base = gen.build_and_register_tiny(s, PROJECT)
         for i in range(shots + WARMUP):
-            pipeline.create_shot(s, project, f"sh{i:04d}", sequence="sq1", frames=frames)
+            pipeline.create_shot(s, PROJECT, f"sh{i:04d}", sequence="sq1", frames=frames)
     return base.ref
 
 
-def direct(project: str, base: str, shots: int) -> float:
-    clear_cache()
-    with pipeline.session() as s:
-        for i in range(shots, shots + WARMUP):
-            gen.render_shot(s, project, f"sh{i:04d}", gen.RenderSettings(**RENDER), base_model=base, continuity=False)
+def shot_range(shots: int, warmup: bool) -> range:
+    return range(shots, shots + WARMUP) if warmup else range(shots)
+
+
+def direct(base: str, shots: int, warmup: bool = False) -> float:
     started = time.perf_counter()
     with pipeline.session() as s:
-        for i in range(shots):
-            gen.render_shot(s, project, f"sh{i:04d}", gen.RenderSettings(**RENDER), base_model=base, continuity=False)
+        for i in shot_range(shots, warmup):
+            gen.render_shot(s, PROJECT, f"sh{i:04d}", gen.RenderSettings(**RENDER), base_model=base, continuity=False)
     return time.perf_counter() - started
 
 
-def through_worker(project: str, base: str, shots: int, naive: bool, log: Path) -> float:
-    from services.worker.app import create_app
-    from services.worker.dispatch import dispatch
-    from services.worker.submit import submit_render
+class Worker:
+    """A `backlot worker` process (base model warmed at process start) for the whole run."""
 
-    env = dict(os.environ, BACKLOT_DISPATCH_EVERY_S="1")
-    if naive:
-        env["BACKLOT_NO_PIPELINE_CACHE"] = "1"
-    worker = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "--loglevel", "warning",
-                               "--warm", base], stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env,
-                              start_new_session=True)
-    try:
+    def __init__(self, base: str, naive: bool, log: Path):
+        from services.worker.app import create_app
+
+        env = dict(os.environ, BACKLOT_DISPATCH_EVERY_S="1")
+        if naive:
+            env["BACKLOT_NO_PIPELINE_CACHE"] = "1"
+        self.base, self.naive, self.app, self.batches = base, naive, create_app(), 0
+        self.process = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "--loglevel", "warning",
+                                         "--warm", base], stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env,
+                                        start_new_session=True)
+
+    def run(self, shots: int, warmup: bool = False) -> float:
+        from services.worker.dispatch import dispatch
+        from services.worker.submit import submit_render
+
+        self.batches += 1
+        started = time.time()
         with pipeline.session() as s:
-            warm = [submit_render(s, project, f"sh{i:04d}", RENDER, base_model=base, key=f"{project}:warm:{i}",
-                                  continuity=False).id for i in range(shots, shots + WARMUP)]
-        dispatch(create_app())
-        wait_done(warm)
-        started = time.perf_counter()
-        with pipeline.session() as s:
-            ids = [submit_render(s, project, f"sh{i:04d}", RENDER, base_model=base, key=f"{project}:{naive}:{i}",
-                                 continuity=False).id for i in range(shots)]
-        dispatch(create_app())
-        wait_done(ids)
-        return time.perf_counter() - started
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
+            ids = [submit_render(s, PROJECT, f"sh{i:04d}", RENDER, base_model=self.base, continuity=False,
+                                 key=f"{self.naive}:{self.batches}:{i}").id for i in shot_range(shots, warmup)]
+        dispatch(self.app)
+        return self.wait_done(ids).timestamp() - started
+
+    def wait_done(self, ids: list[int]) -> datetime:
+        unfinished = (Job.id.in_(ids)) & Job.state.notin_([JobState.done, JobState.failed])
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the worker exited with code {self.process.returncode}")
+            with pipeline.session() as s:
+                if not s.scalar(select(func.count()).where(unfinished)):
+                    states = set(s.scalars(select(Job.state).where(Job.id.in_(ids))))
+                    assert states == {JobState.done}, states
+                    return s.scalar(select(func.max(Job.finished_at)).where(Job.id.in_(ids)))
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
         try:
-            worker.wait(timeout=30)
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+            os.killpg(self.process.pid, signal.SIGKILL)
 
 
-def wait_done(ids: list[int]) -> None:
-    while True:
-        with pipeline.session() as s:
-            states = [jobs.get_job(s, i).state for i in ids]
-        if all(state in ("done", "failed") for state in states):
-            break
-        time.sleep(0.05)
-    assert set(states) == {"done"}, states
+def compare(base: str, shots: int, rounds: int, naive: bool, log: Path) -> list[tuple[float, float]]:
+    """(direct, worker) seconds per round."""
+    worker = Worker(base, naive, log)
+    try:
+        clear_cache()
+        direct(base, shots, warmup=True)
+        worker.run(shots, warmup=True)
+        results = []
+        for _ in range(rounds):
+            results.append((direct(base, shots), worker.run(shots)))
+            print(f"  {'naive' if naive else 'worker'} round {len(results)}: direct {results[-1][0]:.2f}s, "
+                  f"worker {results[-1][1]:.2f}s, ratio {results[-1][1] / results[-1][0]:.3f}", flush=True)
+        return results
+    finally:
+        worker.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="worker orchestration overhead")
     parser.add_argument("--shots", type=int, default=24)
     parser.add_argument("--frames", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.update(BACKLOT_HOME=str(Path(tmp) / "home"), BACKLOT_STORE=str(Path(tmp) / "store"))
         os.environ.pop("DATABASE_URL", None)
         server = EmbeddedPostgres(Path(tmp) / "home")
         try:
-            results = {}
-            for mode in ("direct", "worker", "naive"):
-                project = f"bench_{mode}"
-                base = setup(project, args.shots, args.frames)
-                if mode == "direct":
-                    results[mode] = direct(project, base, args.shots)
-                else:
-                    results[mode] = through_worker(project, base, args.shots, mode == "naive", Path(tmp) / "w.log")
-                print(f"{mode}: {results[mode]:.2f}s", flush=True)
+            base = setup(args.shots, args.frames)
+            results = {naive: compare(base, args.shots, args.rounds, naive, Path(tmp) / "worker.log")
+                       for naive in (False, True)}
         finally:
             server.stop()
-    print(f"\n{args.shots} shot renders of {args.frames} frames on the tiny model")
-    print(f"{'mode':<46} {'seconds':>8} {'ratio':>7}")
-    for mode, label in (("direct", "direct, one process"), ("worker", "through the worker (base loaded once)"),
-                        ("naive", "through the worker, base loaded per task")):
-        print(f"{label:<46} {results[mode]:>8.2f} {results[mode] / results['direct']:>7.2f}")
+    print(f"\n{args.shots} shot renders of {args.frames} frames on the tiny model, {args.rounds} interleaved rounds")
+    print(f"{'mode':<44} {'direct s':>9} {'worker s':>9} {'ratio':>6} {'per round':>13} {'ms/job':>7}")
+    for naive, label in ((False, "through the worker (base loaded once)"), (True, "through the worker, base per task")):
+        d, w = (sum(r[i] for r in results[naive]) for i in (0, 1))
+        per_round = sorted(wr / dr for dr, wr in results[naive])
+        spread = f"{per_round[0]:.2f}–{per_round[-1]:.2f}" if len(per_round) > 1 else f"{per_round[0]:.2f}"
+        overhead_ms = 1000 * (w - d) / (args.shots * args.rounds)
+        print(f"{label:<44} {d:>9.2f} {w:>9.2f} {w / d:>6.3f} {spread:>13} {overhead_ms:>7.1f}")
+    print(f"median per-round ratio (base loaded once): {statistics.median(wr / dr for dr, wr in results[False]):.3f}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ from sqlalchemy import func, select
 import pipeline
 from pipeline import generation as gen
 from pipeline import jobs
-from pipeline.db.jobs import Job
+from pipeline.db.jobs import Job, JobKind
 from pipeline.db.models import Version
+from pipeline.errors import BacklotError
 from pipeline.storage import Store
 from tests.generation.conftest import make_art
 from tests.worker.conftest import wait_for_jobs, wait_until
@@ -148,3 +149,50 @@ def test_regeneration_plans_and_remakes_stale_shots_in_order(studio, start_worke
     assert all(("adapter", adapter2.ref) in {(i.role, i.ref) for i in v.inputs} for v in new)
     assert all(any(i.role == "regenerated_from" for i in v.inputs) for v in new)
     assert new[0].recipe["seed"] == 7
+
+
+def test_a_job_cancelled_mid_render_stays_cancelled_and_publishes_nothing(studio, start_worker):
+    with pipeline.session() as s:
+        job = render_job(s, "sh020", key="cancel-me", frames=80, steps=4)
+    dispatch_now()
+    start_worker()
+
+    def running():
+        with pipeline.session() as s:
+            return jobs.get_job(s, job.id).state == "running"
+    wait_until(running)
+    with pipeline.session() as s:
+        jobs.cancel_job(s, job.id)
+
+    def noticed():  # the worker's next heartbeat (or its finish) sees the cancel and stops
+        with pipeline.session() as s:
+            return jobs.get_job(s, job.id).error
+    assert "cancelled" in wait_until(noticed)
+    with pipeline.session() as s:
+        assert jobs.get_job(s, job.id).state == "cancelled"
+        assert pipeline.list_assets(s, "film", "shot_render") == []
+
+
+def test_a_finished_task_sends_the_job_waiting_on_it(studio, start_worker, monkeypatch):
+    monkeypatch.setenv("BACKLOT_DISPATCH_EVERY_S", "600")  # the periodic dispatcher stays out of it
+    with pipeline.session() as s:
+        first = render_job(s, "sh010", key="first")
+        second = render_job(s, "sh020", key="second", depends_on=first.id)
+    assert dispatch_now() == 1, "the second waits for the first"
+    start_worker()
+    assert [r.state for r in wait_for_jobs([first.id, second.id])] == ["done", "done"]
+
+
+def test_finishing_a_cancelled_job_publishes_nothing(studio):
+    from services.worker.tasks import execute
+
+    with pipeline.session() as s:
+        job = render_job(s, "sh010", key="cancelled-before-finish")
+        jobs.cancel_job(s, job.id)
+    with pytest.raises(BacklotError, match="cancelled"):  # at a heartbeat, or at the finish
+        execute(JobKind.render_shot, "film", dict(job.params), job.id, None)
+    with pipeline.session() as s:
+        jobs.fail_attempt(s, job.id, "ConflictError: cancelled", "", final=True)
+        record = jobs.get_job(s, job.id)
+        assert record.state == "cancelled" and "cancelled" in record.error
+        assert pipeline.list_assets(s, "film", "shot_render") == []
