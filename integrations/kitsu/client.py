@@ -59,11 +59,12 @@ def _translated(what: str) -> Callable:
 class Kitsu:
     """A logged-in client for one Kitsu server."""
 
-    def __init__(self, url: str, credentials: Credentials):
+    def __init__(self, url: str, credentials: Credentials, events_url: str | None = None):
         import gazu
 
         self.url = url.rstrip("/")
         self.client = gazu.client.create_client(self.url)
+        self.client.event_host = events_url  # None: the event stream is served beside the API
         self._log_in(credentials)
 
     @_translated("logging in")
@@ -180,3 +181,15 @@ class Kitsu:
         preview = comment["previews"][-1]
         gazu.task.upload_preview_file(preview["id"], str(movie), client=self.client)
         return gazu.files.get_preview_file(preview["id"], client=self.client)
+
+    def listen(self, event: str, handler: Callable[[dict], None]):
+        """Call `handler` for each `event` on Kitsu's event stream; returns the connection
+        (`.disconnect()` it), or None when the stream cannot be reached (polling goes on)."""
+        import gazu
+
+        try:
+            stream = gazu.events.init(client=self.client, reconnection=True)
+        except Exception:  # noqa: BLE001 - socketio raises its own connection errors; polling covers it
+            return None
+        gazu.events.add_listener(stream, event, handler)
+        return stream

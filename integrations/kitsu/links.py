@@ -40,6 +40,7 @@ class LinkRecord:
     auth: str
     login: str | None
     status_map: dict[str, str] = field(default_factory=dict)
+    events_url: str | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -82,7 +83,7 @@ def check_status_map(mapping: dict[str, str], known: set[str] | None = None) -> 
 
 def link_project(session: Session, project: str, url: str, credentials: Credentials, *,
                  production: str | None = None, task_type: str = "Animation", create: bool = False,
-                 status_map: dict[str, str] | None = None) -> LinkRecord:
+                 status_map: dict[str, str] | None = None, events_url: str | None = None) -> LinkRecord:
     """Link `project` to a Kitsu production (created when `create`); keeps the credentials."""
     proj = find_project(session, project)
     record = get_project(session, project)
@@ -97,7 +98,8 @@ def link_project(session: Session, project: str, url: str, credentials: Credenti
     found = found or kitsu.create_production(name, f"{float(record.fps):.3f}".rstrip("0").rstrip("."))
     kitsu.ensure_task_type(found, task_type)
     values = dict(system=SYSTEM, url=kitsu.url, production_id=found["id"], production_name=found["name"],
-                  task_type=task_type, auth=credentials.auth, login=credentials.login, status_map=mapping)
+                  task_type=task_type, auth=credentials.auth, login=credentials.login, status_map=mapping,
+                  events_url=events_url)
     session.execute(insert(ReviewLink).values(project_id=proj.id, **values)
                     .on_conflict_do_update(index_elements=[ReviewLink.project_id], set_=values))
     save_credentials(project, credentials)
@@ -110,4 +112,4 @@ def get_link(session: Session, project: str) -> LinkRecord:
     if row is None:
         raise NotFoundError(f"{project} is not linked to Kitsu: run `backlot kitsu link {project} --url ...`")
     return LinkRecord(project, row.url, row.production_id, row.production_name, row.task_type, row.auth, row.login,
-                      dict(row.status_map))
+                      dict(row.status_map), row.events_url)

@@ -53,7 +53,7 @@ def sync_project(project: str, *, push: bool = True, pull: bool = True, versions
 def _sync(session: Session, project: str, push: bool, pull: bool, versions: Sequence[str], create_missing: bool,
           dry_run: bool, progress: Progress | None) -> SyncReport:
     link = get_link(session, project)
-    kitsu = Kitsu(link.url, load_credentials(link))
+    kitsu = Kitsu(link.url, load_credentials(link), link.events_url)
     report = SyncReport(project, dry_run)
     tick = progress or (lambda *_: None)
     if push:

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column('task_type', sa.String(length=100), nullable=False),
         sa.Column('auth', sa.String(length=20), nullable=False),
         sa.Column('login', sa.String(length=200), nullable=True),
+        sa.Column('events_url', sa.String(length=500), nullable=True),
         sa.Column('status_map', postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"),
                   nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),

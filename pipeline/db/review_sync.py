@@ -32,6 +32,7 @@ class ReviewLink(Base):
     task_type: Mapped[str] = mapped_column(String(100))
     auth: Mapped[str] = mapped_column(String(20))  # "bot-token" or "login"
     login: Mapped[str | None] = mapped_column(String(200))
+    events_url: Mapped[str | None] = mapped_column(String(500))  # the event stream, when not at `url`
     status_map: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 

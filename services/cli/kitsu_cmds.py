@@ -37,6 +37,8 @@ def link(project: str,
          status_map: Optional[str] = typer.Option(None, "--status-map",
                                                   help="Kitsu status → Backlot status, e.g. done=approved,retake=rejected "
                                                        "(default: approved/done→approved, retake/rejected→rejected, wfa→review)."),
+         events_url: Optional[str] = typer.Option(None, "--events-url", help="Kitsu's event stream, when it is not "
+                                                                          "served beside the API (Zou's event_stream)."),
          json_: bool = JSON_OPT) -> None:
     """Link PROJECT to a Kitsu production and keep the credentials for later syncs."""
     from integrations.kitsu import link_project
@@ -51,7 +53,7 @@ def link(project: str,
         credentials = Credentials("bot-token", bot_token)
     with user_errors(), pipeline.session() as s:
         record = link_project(s, project, url, credentials, production=production, task_type=task_type,
-                              create=create, status_map=_parse_status_map(status_map))
+                              create=create, status_map=_parse_status_map(status_map), events_url=events_url)
     if json_:
         emit_json(record.to_dict())
         return
@@ -96,6 +98,29 @@ def sync(project: str,
         _print_report(report)
     if report.failures:
         raise typer.Exit(2)
+
+
+@app.command("watch")
+def watch(project: str,
+          poll: float = typer.Option(60.0, "--poll", help="Seconds between pulls when no event arrives."),
+          json_: bool = typer.Option(False, "--json", help="One JSON line per sync on stdout.")) -> None:
+    """Sync, then pull whenever Kitsu's event stream reports a comment (and every --poll seconds)."""
+    import json as json_lib
+
+    from integrations.kitsu.watch import watch_project
+
+    def show(report, why: str) -> None:
+        if json_:
+            print(json_lib.dumps({"why": why, **report.to_dict()}, default=str), flush=True)
+        else:
+            out.print(f"[dim]{why}:[/] ", end="")
+            _print_report(report)
+
+    with user_errors():
+        try:
+            watch_project(project, poll_seconds=poll, on_report=show)
+        except KeyboardInterrupt:
+            pass
 
 
 def _progress(quiet: bool):

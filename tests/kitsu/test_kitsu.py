@@ -159,3 +159,37 @@ def test_a_bearer_token_links_too(run, zou, production, kitsu_admin):
     assert json.loads(result.stdout)["auth"] == "bot-token"
     bad = run("kitsu", "link", "film", "--url", zou.url, "--bot-token", "not-a-token", "--production", name, code=2)
     assert "refused the credentials" in bad.stderr
+
+
+def test_watch_pulls_when_the_event_stream_reports_a_comment(run, zou, production, kitsu_admin, login_env):
+    """Polling is set to ten minutes: only Kitsu's event stream can bring the approval back."""
+    import threading
+    import time
+
+    import gazu
+
+    from integrations.kitsu.watch import watch_project
+
+    _, name, refs = production
+    link(run, zou.url, name, "--events-url", zou.events_url)
+    sync(run, "--push", "--create-missing")
+    stop, listening, reports = threading.Event(), threading.Event(), []
+    watcher = threading.Thread(target=watch_project, args=("film",), daemon=True,
+                               kwargs=dict(poll_seconds=600, stop=stop, listening=listening,
+                                           on_report=lambda report, why: reports.append((why, report))))
+    watcher.start()
+    try:
+        assert listening.wait(30), "the event stream did not connect"
+        with pipeline.session() as s:
+            task_id = s.scalar(select(ReviewUpload.task_id).where(ReviewUpload.version_id ==
+                                                                  pipeline.get_version(s, refs[0]).id))
+        statuses = {s["short_name"]: s for s in gazu.task.all_task_statuses(client=kitsu_admin)}
+        gazu.task.add_comment(task_id, statuses["done"], "Final", client=kitsu_admin)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(why == "event" for why, _ in reports):
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        watcher.join(10)
+    (event_report,) = [r for why, r in reports if why == "event"]
+    assert [(c["version"], c["to"]) for c in event_report.pulled.statuses] == [(refs[0], "approved")]

@@ -56,12 +56,17 @@ class ZouServer:
 
     def __init__(self, folder: Path, pg: dict, redis_port: int):
         self.folder, self.pg, self.redis_port = folder, pg, redis_port
-        self.port = free_port()
+        self.port, self.events_port = free_port(), free_port()
         self.process: subprocess.Popen | None = None
+        self.events: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"  # Zou itself; behind nginx it is usually .../api
+
+    @property
+    def events_url(self) -> str:
+        return f"http://127.0.0.1:{self.events_port}"
 
     def environment(self) -> dict:
         (self.folder / "previews").mkdir(parents=True, exist_ok=True)
@@ -84,10 +89,15 @@ class ZouServer:
 
     def start(self) -> None:
         self.log = open(self.folder / "zou.log", "wb")
+        gunicorn = str(VENV / "bin" / "gunicorn")
         self.process = subprocess.Popen(
-            [str(VENV / "bin" / "gunicorn"), "--bind", f"127.0.0.1:{self.port}", "--workers", "1",
-             "--timeout", "120", "zou.app:app"], env=self.environment(), cwd=self.folder,
-            stdout=self.log, stderr=subprocess.STDOUT)
+            [gunicorn, "--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--timeout", "120", "zou.app:app"],
+            env=self.environment(), cwd=self.folder, stdout=self.log, stderr=subprocess.STDOUT)
+        # Kitsu's event stream: a Socket.IO server fed through Redis by the API process.
+        self.events = subprocess.Popen(
+            [gunicorn, "--bind", f"127.0.0.1:{self.events_port}", "--workers", "1",
+             "--worker-class", "geventwebsocket.gunicorn.workers.GeventWebSocketWorker", "zou.event_stream:app"],
+            env=self.environment(), cwd=self.folder, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -100,12 +110,13 @@ class ZouServer:
         raise RuntimeError(f"Zou did not answer within 60 s: see {self.folder / 'zou.log'}")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        for process in (self.process, self.events):
+            if process and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
         if getattr(self, "log", None):
             self.log.close()
 
