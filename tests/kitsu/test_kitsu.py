@@ -56,8 +56,9 @@ def test_push_uploads_each_version_once_and_pull_brings_review_back(run, zou, pr
     _, name, refs = production
     linked = json.loads(link(run, zou.url, name, "--json").stdout)
     assert linked["production_name"] == name and linked["task_type"] == "Animation"
-    missing = sync(run, "--push", code=2)
-    assert missing is None or missing["failures"]
+    missing = sync(run, "--push", code=2)  # each version fails alone, with the sequence to create named
+    assert len(missing["failures"]) == 3 and missing["pushed"] == []
+    assert "has no sequence 'sq010'" in missing["failures"][0] and "--create-missing" in missing["failures"][0]
 
     dry = sync(run, "--push", "--create-missing", "--dry-run")
     assert [i["ref"] for i in dry["to_push"]] == refs and dry["pushed"] == []
