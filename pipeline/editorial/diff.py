@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from pipeline.tracker.records import _Record
 
@@ -33,8 +33,7 @@ KIND_ORDER = (ADDED, REINSTATED, OMITTED, SOURCE_CHANGED, HEAD_TRIMMED, HEAD_EXT
               TAIL_EXTENDED, RETIME_CHANGED, MOVED, USES_CHANGED, UNCHANGED)
 
 
-@dataclass(frozen=True)
-class ShotUse:
+class ShotUse(NamedTuple):  # a named tuple: thousands are made per import, cheaply
     """One use of a shot in a revision (a shot cut in twice has two)."""
 
     position: int  # the item's place in the revision
@@ -44,8 +43,7 @@ class ShotUse:
     cut_out_incl: int
 
 
-@dataclass(frozen=True)
-class ShotCut:
+class ShotCut(NamedTuple):
     """A shot's state in one revision: its range over all its uses, and its place."""
 
     code: str
@@ -113,21 +111,30 @@ def with_impact(change: ShotChange, impact: Any) -> ShotChange:
                       {**c.detail, "impact": impact.to_dict()})
 
 
-def diff_cuts(old: dict[str, ShotCut], new: dict[str, ShotCut], seen_before: Iterable[str] = ()) -> list[ShotChange]:
-    """The change list from `old` to `new` (shots by code): this revision's shots in order, then the omitted."""
+def diff_cuts(old: dict[str, ShotCut], new: dict[str, ShotCut], seen_before: Iterable[str] = (),
+              impact: Callable[[str], Any] | None = None) -> list[ShotChange]:
+    """The change list from `old` to `new` (shots by code): this revision's shots in order, then the omitted.
+
+    `impact`, when given, is each shot of the new revision's production impact (by code; a
+    shot_versions.Impact or None), added as `with_impact` would, in one pass.
+    """
     earlier = set(seen_before)
     moved = _moved(old, new)
-    changes = [_compare(old.get(code), cut, code in moved, code in earlier)
+    changes = [_compare(old.get(code), cut, code in moved, code in earlier, impact)
                for code, cut in sorted(new.items(), key=lambda kv: kv[1].order)]
     changes += [ShotChange(code, (OMITTED,), cut.cut_in, cut.cut_out_incl, old_position=cut.order)
                 for code, cut in sorted(old.items(), key=lambda kv: kv[1].order) if code not in new]
     return changes
 
 
-def _compare(before: ShotCut | None, after: ShotCut, moved: bool, seen: bool) -> ShotChange:
+def _compare(before: ShotCut | None, after: ShotCut, moved: bool, seen: bool,
+             impact: Callable[[str], Any] | None) -> ShotChange:
+    found = impact(after.code) if impact is not None else None
+    needs_render = found.needs_render if found is not None else None
     if before is None:
         return ShotChange(after.code, (REINSTATED if seen else ADDED,), new_cut_in=after.cut_in,
-                          new_cut_out_incl=after.cut_out_incl, new_position=after.order)
+                          new_cut_out_incl=after.cut_out_incl, new_position=after.order, needs_render=needs_render,
+                          detail={"impact": found.to_dict()} if found is not None else {})
     kinds: list[str] = []
     detail: dict[str, Any] = {}
     head = tail = 0
@@ -148,8 +155,10 @@ def _compare(before: ShotCut | None, after: ShotCut, moved: bool, seen: bool) ->
     if len(before.uses) != len(after.uses):
         kinds.append(USES_CHANGED)
         detail.update(old_uses=len(before.uses), new_uses=len(after.uses))
+    if found is not None:
+        detail["impact"] = found.to_dict()  # last, as with_impact puts it
     return ShotChange(after.code, tuple(kinds) or (UNCHANGED,), before.cut_in, before.cut_out_incl, after.cut_in,
-                      after.cut_out_incl, before.order, after.order, head, tail, detail=detail)
+                      after.cut_out_incl, before.order, after.order, head, tail, needs_render, detail)
 
 
 def _moved(old: dict[str, ShotCut], new: dict[str, ShotCut]) -> set[str]:

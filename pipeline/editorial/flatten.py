@@ -28,7 +28,7 @@ from typing import Any, Iterator
 
 import opentimelineio as otio
 
-from pipeline.editorial import otio_values
+from pipeline.editorial import otio_json, otio_values
 from pipeline.editorial.errors import CutInputError, Where
 from pipeline.editorial.frames import NORMAL_SPEED, Retime, exact_rate, to_frames, used_source_range
 from pipeline.editorial.reader import ReadResult
@@ -62,7 +62,7 @@ class CutClip:
     needed_in: int  # source frames needed, transitions included
     needed_out_excl: int
     where: Where
-    clip: otio.schema.Clip = field(compare=False, repr=False)
+    clip: Any = field(compare=False, repr=False)  # the OTIO clip (or otio_json's Clip struct)
 
     @property
     def duration(self) -> int:
@@ -95,7 +95,7 @@ class _Placed:
 
 def flatten_cut(read: ReadResult, policy: str = POLICY_VISIBLE) -> list[CutClip]:
     """The clips of the cut in record order, with their record and source frames."""
-    if not read.timeline.video_tracks():
+    if not read.timeline.video_tracks():  # an OTIO timeline, or otio_json's structs for a plain .otio
         raise CutInputError(Where(read.label), NO_VIDEO)
     placed = list(_place_clips(read))
     chosen = _choose(placed, policy, read)
@@ -103,22 +103,24 @@ def flatten_cut(read: ReadResult, policy: str = POLICY_VISIBLE) -> list[CutClip]
         raise CutInputError(Where(read.label), "has no video clips: nothing to import "
                                                "(check that the video tracks are enabled and not empty)")
     chosen.sort(key=lambda p: (p[1], tuple(-x for x in p[0].layer), p[0].path))
-    names: dict[tuple[int, ...], tuple[str, str | None, str | None]] = {}  # per OTIO clip, for its pieces
+    names: dict[tuple[int, ...], tuple[str, str | None, str | None, Where]] = {}  # per OTIO clip, for its pieces
     return [_cut_clip(position, placed_clip, start, end, read, names)
             for position, (placed_clip, start, end) in enumerate(chosen, start=1)]
 
 
 def _cut_clip(position: int, p: _Placed, start: int, end: int, read: ReadResult,
-              names: dict[tuple[int, ...], tuple[str, str | None, str | None]]) -> CutClip:
+              names: dict[tuple[int, ...], tuple[str, str | None, str | None, Where]]) -> CutClip:
     k0, k1 = start - p.record_in, end - p.record_in
     head = p.transition_in if k0 == 0 else 0
     tail = p.transition_out if k1 == p.duration else 0
     shown = used_source_range(p.source_in, k0, k1, p.retime)
     needed = used_source_range(p.source_in, k0 - head, k1 + tail, p.retime)
-    if p.path not in names:
-        names[p.path] = (p.clip.name, _reel(p.clip), _media_url(p.clip))
-    name, reel, url = names[p.path]
-    where = read.where(name, p.ordinal) if p.track_index == 1 else Where(read.label, clip=name)
+    known = names.get(p.path)
+    if known is None:
+        name = p.clip.name
+        where = read.where(name, p.ordinal) if p.track_index == 1 else Where(read.label, clip=name)
+        known = names[p.path] = (name, _reel(p.clip), _media_url(p.clip), where)
+    name, reel, url, where = known
     return CutClip(position, p.path, p.track, p.track_index, name, reel, url, start, end, p.source_rate, p.source_in,
                    shown[0], shown[1], p.retime, head, tail, needed[0], needed[1], where, p.clip)
 
@@ -135,7 +137,7 @@ def _place_clips(read: ReadResult) -> Iterator[_Placed]:
     base, window = _enter(stack, start, (None, None), rate, _LazyWhere(read), allow_offset=False)
     video_index = 0
     for index, track in enumerate(stack):
-        if not isinstance(track, otio.schema.Track) or track.kind != otio.schema.TrackKind.Video:
+        if _kind(track) is not _TRACK or track.kind != otio.schema.TrackKind.Video:
             continue
         video_index += 1
         if not track.enabled:
@@ -168,7 +170,8 @@ def _walk_track(track: Any, base: int, window: tuple[int | None, int | None], la
     ordinal = 0
     for index, child in enumerate(track):
         where = _LazyWhere(read, child, ordinal if top else None)
-        if isinstance(child, otio.schema.Transition):
+        kind = _kind(child)
+        if kind is _TRANSITION:
             in_offset = _frames(child.in_offset, read.rate, where, "a transition's in offset")
             out_offset = _frames(child.out_offset, read.rate, where, "a transition's out offset")
             if previous is not None:
@@ -178,7 +181,7 @@ def _walk_track(track: Any, base: int, window: tuple[int | None, int | None], la
         duration = _item_duration(child, read.rate, where)
         start = base + position
         position += duration
-        if isinstance(child, otio.schema.Clip):
+        if kind is _CLIP:
             placed = _place_clip(child, start, duration, layer, path + (index,), name, video_index,
                                  ordinal if top else None, read, where)
             ordinal += 1
@@ -186,14 +189,14 @@ def _walk_track(track: Any, base: int, window: tuple[int | None, int | None], la
             pending_in = 0
             previous = placed
             if child.enabled and _overlaps((start, start + duration), window):
-                yield from _clip_in_window(placed, window)
+                yield _clip_in_window(placed, window)
             continue
         pending_in = 0
         previous = None
-        if isinstance(child, (otio.schema.Track, otio.schema.Stack)) and child.enabled:
+        if (kind is _TRACK or kind is _STACK) and child.enabled:
             inner_base, inner_window = _enter(child, start, _intersect(window, (start, start + duration)),
                                               read.rate, where, allow_offset=False)
-            if isinstance(child, otio.schema.Track):
+            if kind is _TRACK:
                 yield from _walk_track(child, inner_base, inner_window, layer, path + (index,), name, video_index,
                                        read)
             else:
@@ -208,22 +211,23 @@ def _walk_stack(stack: Any, base: int, window: tuple[int | None, int | None], la
         where = _LazyWhere(read, child, None)
         if not getattr(child, "enabled", True):
             continue
-        if isinstance(child, otio.schema.Track):
+        kind = _kind(child)
+        if kind is _TRACK:
             if child.kind != otio.schema.TrackKind.Video:
                 continue
             inner_base, inner_window = _enter(child, base, window, read.rate, where, allow_offset=False)
             yield from _walk_track(child, inner_base, inner_window, layer + (index,), path + (index,), name,
                                    video_index, read)
-        elif isinstance(child, otio.schema.Stack):
+        elif kind is _STACK:
             inner_base, inner_window = _enter(child, base, window, read.rate, where, allow_offset=False)
             yield from _walk_stack(child, inner_base, inner_window, layer + (index,), path + (index,), name,
                                    video_index, read)
-        elif isinstance(child, otio.schema.Clip):
+        elif kind is _CLIP:
             duration = _item_duration(child, read.rate, where)
             placed = _place_clip(child, base, duration, layer + (index,), path + (index,), name, video_index,
                                  None, read, where)
             if _overlaps((base, base + duration), window):
-                yield from _clip_in_window(placed, window)
+                yield _clip_in_window(placed, window)
 
 
 def _place_clip(clip: Any, start: int, duration: int, layer: tuple[int, ...], path: tuple[int, ...], name: str,
@@ -239,20 +243,23 @@ def _place_clip(clip: Any, start: int, duration: int, layer: tuple[int, ...], pa
     return _Placed(path, layer, name, video_index, ordinal, clip, start, duration, source_rate, source_in, retime)
 
 
-def _clip_in_window(placed: _Placed, window: tuple[int | None, int | None]) -> Iterator[_Placed]:
-    """The clip, trimmed to what its enclosing compositions show of it."""
+def _clip_in_window(placed: _Placed, window: tuple[int | None, int | None]) -> _Placed:
+    """The clip, trimmed to what its enclosing compositions show of it (it overlaps the window)."""
     lo, hi = window
     start, end = placed.record_in, placed.record_in + placed.duration
     if (lo is None or lo <= start) and (hi is None or end <= hi):
-        yield placed
-        return
+        return placed
     cut_start = max(start, lo if lo is not None else start)
     cut_end = min(end, hi if hi is not None else end)
     skipped = cut_start - start
-    source_in = placed.source_in + _floor(skipped * placed.retime.speed) if not placed.retime.freeze else placed.source_in
-    yield _Placed(placed.path, placed.layer, placed.track, placed.track_index, placed.ordinal, placed.clip,
-                  cut_start, cut_end - cut_start, placed.source_rate, source_in, placed.retime,
-                  placed.transition_in if skipped == 0 else 0, placed.transition_out if cut_end == end else 0)
+    retime = placed.retime
+    if retime is NORMAL_SPEED:
+        source_in = placed.source_in + skipped
+    else:
+        source_in = placed.source_in + (0 if retime.freeze else _floor(skipped * retime.speed))
+    return _Placed(placed.path, placed.layer, placed.track, placed.track_index, placed.ordinal, placed.clip,
+                   cut_start, cut_end - cut_start, placed.source_rate, source_in, retime,
+                   placed.transition_in if skipped == 0 else 0, placed.transition_out if cut_end == end else 0)
 
 
 def clip_retime(clip: Any, source_frames: int, record_frames: int) -> Retime:
@@ -263,9 +270,10 @@ def clip_retime(clip: Any, source_frames: int, record_frames: int) -> Retime:
     scalar = Fraction(1)
     freeze = False
     for effect in otio_values.elements(effects):
-        if isinstance(effect, otio.schema.FreezeFrame):
+        kind = _kind(effect)
+        if kind is _FREEZE:
             freeze = True
-        elif isinstance(effect, otio.schema.LinearTimeWarp):
+        elif kind is _WARP:
             scalar *= Fraction(effect.time_scalar).limit_denominator(10000)
     if freeze or scalar == 0:
         return Retime(Fraction(0), True)
@@ -279,8 +287,8 @@ def _item_duration(item: Any, rate: Fraction, where: "_LazyWhere") -> int:
     except Exception:  # noqa: BLE001 - an item without any range
         raise CutInputError(where(), "has no duration (no source range and no media range)") from None
     frames = _frames(duration, rate, where, "the duration")
-    if frames < 0 or (frames == 0 and isinstance(item, otio.schema.Clip)):
-        what = "the clip" if isinstance(item, otio.schema.Clip) else f"a {type(item).__name__.lower()}"
+    if frames < 0 or (frames == 0 and _kind(item) is _CLIP):
+        what = "the clip" if _kind(item) is _CLIP else f"a {type(item).__name__.lower()}"
         raise CutInputError(where(), f"{what} has a {'zero' if frames == 0 else 'negative'} duration "
                                      f"({frames} frames): fix its source/record timecodes in the edit")
     return frames
@@ -331,7 +339,7 @@ def _piece(p: _Placed, a: int, b: int) -> _Placed:
     """`p` restricted to record frames [a, b), keeping its transitions only at its own ends."""
     if a == p.record_in and b == p.record_in + p.duration:
         return p
-    return next(_clip_in_window(p, (a, b)))
+    return _clip_in_window(p, (a, b))
 
 
 def _one_track(placed: list[_Placed], policy: str, read: ReadResult) -> list[_Placed]:
@@ -373,6 +381,26 @@ class _Coverage:
 
 
 # -- small helpers -----------------------------------------------------------------------------
+
+_CLIP, _GAP, _TRANSITION, _TRACK, _STACK, _FREEZE, _WARP, _OTHER = (
+    "clip", "gap", "transition", "track", "stack", "freeze", "warp", "other")
+# OTIO's classes (checked in this order: FreezeFrame is a LinearTimeWarp) and otio_json's structs.
+_OTIO_KINDS = ((otio.schema.Clip, _CLIP), (otio.schema.Gap, _GAP), (otio.schema.Transition, _TRANSITION),
+               (otio.schema.Track, _TRACK), (otio.schema.Stack, _STACK), (otio.schema.FreezeFrame, _FREEZE),
+               (otio.schema.LinearTimeWarp, _WARP))
+_KINDS: dict[type, str] = {otio_json.Clip: _CLIP, otio_json.Gap: _GAP, otio_json.Transition: _TRANSITION,
+                           otio_json.Track: _TRACK, otio_json.Stack: _STACK, otio_json.FreezeFrame: _FREEZE,
+                           otio_json.LinearTimeWarp: _WARP}
+
+
+def _kind(item: Any) -> str:
+    """What an item of the timeline is, for OTIO objects and otio_json structs alike (one dict lookup)."""
+    kind = _KINDS.get(type(item))
+    if kind is None:
+        kind = next((k for cls, k in _OTIO_KINDS if isinstance(item, cls)), _OTHER)
+        _KINDS[type(item)] = kind
+    return kind
+
 
 
 def _intersect(a: tuple[int | None, int | None], b: tuple[int, int]) -> tuple[int | None, int | None]:

@@ -18,7 +18,6 @@ import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
 
 from pipeline.errors import InvalidInputError
 
@@ -28,16 +27,21 @@ _STANDARD_RATES = [Fraction(n) for n in (12, 15, 24, 25, 30, 48, 50, 60, 72, 96,
 _TIMECODE_RE = re.compile(r"^(\d{1,3}):(\d{2}):(\d{2})([:;.,])(\d{2,3})$")
 
 
+_RATE_OF_FLOAT: dict[float, Fraction] = {}  # edit files repeat the same few float rates thousands of times
+
+
 def exact_rate(value: float | int | str | Fraction) -> Fraction:
     """A frame rate as an exact fraction: 23.976 and 23.976023976 both give 24000/1001."""
+    if value.__class__ is float:
+        known = _RATE_OF_FLOAT.get(value)  # type: ignore[call-overload]
+        if known is not None:
+            return known
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _exact_rate_of_number(float(value))
+        rate = _exact_rate(float(value))
+        if len(_RATE_OF_FLOAT) < 256:
+            _RATE_OF_FLOAT[float(value)] = rate
+        return rate
     return _exact_rate(value)
-
-
-@lru_cache(maxsize=256)
-def _exact_rate_of_number(value: float) -> Fraction:
-    return _exact_rate(value)  # OTIO hands out the same few float rates thousands of times
 
 
 def _exact_rate(value: float | str | Fraction) -> Fraction:
@@ -82,11 +86,11 @@ def to_frames(value: float, value_rate: float | Fraction, rate: Fraction) -> int
     Values OTIO reads from edit files are whole frames at their own rate; the conversion to
     another rate is exact in fractions and rounds only at the end (halves round up).
     """
+    own = value_rate if value_rate.__class__ is Fraction else exact_rate(value_rate)
+    if same_rate(own, rate) and (value.__class__ is int or (value.__class__ is float and value.is_integer())):
+        return int(value)  # the common case: whole frames already at the wanted rate (never NaN/inf)
     if not math.isfinite(value):
         raise InvalidInputError(f"time value {value!r} is not a number")
-    own = exact_rate(value_rate) if not isinstance(value_rate, Fraction) else value_rate
-    if same_rate(own, rate) and float(value).is_integer():
-        return int(value)  # the common case: whole frames already at the wanted rate
     exact = Fraction(value) * rate / own
     return math.floor(exact + Fraction(1, 2))
 

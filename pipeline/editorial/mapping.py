@@ -109,14 +109,19 @@ def _compile(pattern: str) -> re.Pattern[str]:
 def match_clip(clip: Any, reel: str | None, rules: Sequence[MappingRule]) -> ShotMatch | None:
     """The first rule that finds a valid shot code in the clip, or None."""
     metadata = _Metadata(clip.metadata)
-    for rule in rules:
-        regex = rule.regex
+    for rule, regex, description in _prepared(tuple(rules)):
         for value in _candidates(clip, metadata, reel, rule):
             found = _search(regex, value)
             if found is not None:
                 code, sequence = found
-                return ShotMatch(code, sequence, rule.describe(), value)
+                return ShotMatch(code, sequence, description, value)
     return None
+
+
+@lru_cache(maxsize=16)
+def _prepared(rules: tuple[MappingRule, ...]) -> tuple[tuple[MappingRule, re.Pattern[str], str], ...]:
+    """Each rule with its compiled pattern and description, worked out once per rule list, not per clip."""
+    return tuple((rule, rule.regex, rule.describe()) for rule in rules)
 
 
 def _search(regex: re.Pattern[str], value: str) -> tuple[str, str | None] | None:
