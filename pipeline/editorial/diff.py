@@ -138,7 +138,8 @@ def _compare(before: ShotCut | None, after: ShotCut, moved: bool, seen: bool,
     kinds: list[str] = []
     detail: dict[str, Any] = {}
     head = tail = 0
-    if before.sources != after.sources:
+    single = len(before.uses) == 1 == len(after.uses)  # most shots: compare the uses, not sets of them
+    if (before.uses[0].source != after.uses[0].source) if single else before.sources != after.sources:
         kinds.append(SOURCE_CHANGED)
         detail.update(old_sources=sorted(before.sources), new_sources=sorted(after.sources))
     else:
@@ -147,7 +148,7 @@ def _compare(before: ShotCut | None, after: ShotCut, moved: bool, seen: bool,
             kinds.append(HEAD_EXTENDED if head > 0 else HEAD_TRIMMED)
         if tail:
             kinds.append(TAIL_EXTENDED if tail > 0 else TAIL_TRIMMED)
-    if set(before.retimes) != set(after.retimes):
+    if (before.uses[0].retime != after.uses[0].retime) if single else set(before.retimes) != set(after.retimes):
         kinds.append(RETIME_CHANGED)
         detail.update(old_retimes=sorted(set(before.retimes)), new_retimes=sorted(set(after.retimes)))
     if moved:

@@ -113,8 +113,11 @@ def _cut_clip(position: int, p: _Placed, start: int, end: int, read: ReadResult,
     k0, k1 = start - p.record_in, end - p.record_in
     head = p.transition_in if k0 == 0 else 0
     tail = p.transition_out if k1 == p.duration else 0
-    shown = used_source_range(p.source_in, k0, k1, p.retime)
-    needed = used_source_range(p.source_in, k0 - head, k1 + tail, p.retime)
+    if p.retime is NORMAL_SPEED:  # most clips: plain offsets
+        shown, needed = (p.source_in + k0, p.source_in + k1), (p.source_in + k0 - head, p.source_in + k1 + tail)
+    else:
+        shown = used_source_range(p.source_in, k0, k1, p.retime)
+        needed = used_source_range(p.source_in, k0 - head, k1 + tail, p.retime)
     known = names.get(p.path)
     if known is None:
         name = p.clip.name

@@ -349,16 +349,17 @@ def shot_cuts_of_items(items: list[_Item]) -> dict[str, ShotCut]:
 
 
 def _shot_cuts(uses: dict[str, list[ShotUse]]) -> dict[str, ShotCut]:
-    # One sort per shot (a no-op: uses arrive in position order), then plain loops: thousands of shots.
-    by_position = {code: sorted(shot_uses, key=_position) for code, shot_uses in uses.items()}
-    ordered = sorted(by_position.items(), key=lambda kv: kv[1][0].position)
-    return {code: ShotCut(code, rank, min([u.cut_in for u in shot_uses]), max([u.cut_out_incl for u in shot_uses]),
-                          tuple(shot_uses))
-            for rank, (code, shot_uses) in enumerate(ordered, start=1)}
-
-
-def _position(use: ShotUse) -> int:
-    return use.position
+    """Each shot's cut from its uses. `uses` is filled in position order, so each shot's list is in
+    order and the dict's order is the shots' order of first appearance (their rank): no sorting."""
+    cuts = {}
+    for rank, (code, shot_uses) in enumerate(uses.items(), start=1):
+        if len(shot_uses) == 1:
+            use = shot_uses[0]
+            cuts[code] = ShotCut(code, rank, use.cut_in, use.cut_out_incl, (use,))
+        else:
+            cuts[code] = ShotCut(code, rank, min([u.cut_in for u in shot_uses]),
+                                 max([u.cut_out_incl for u in shot_uses]), tuple(shot_uses))
+    return cuts
 
 
 def _shot_plans(items: list[_Item], cuts: dict[str, ShotCut], existing: dict[str, ExistingShot],

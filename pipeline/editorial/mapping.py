@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Sequence
 
 from pipeline.editorial import otio_values
 from pipeline.errors import InvalidInputError
@@ -151,34 +151,37 @@ class _Metadata:
 
     def path(self, dotted: str) -> Any:
         first, _, rest = dotted.partition(".")
-        if self._keys is None:
-            self._keys = set(otio_values.keys(self.mapping))
-        if first not in self._keys:
-            return None
+        if isinstance(self.mapping, dict):  # a plain dict (otio_json's clips) answers `in` cheaply
+            if first not in self.mapping:
+                return None
+        else:
+            if self._keys is None:
+                self._keys = set(otio_values.keys(self.mapping))
+            if first not in self._keys:
+                return None
         value = self.mapping[first]
         return _metadata_path(value, rest) if rest else value
 
 
-def _candidates(clip: Any, metadata: _Metadata, reel: str | None, rule: MappingRule) -> Iterator[str]:
+def _candidates(clip: Any, metadata: _Metadata, reel: str | None, rule: MappingRule) -> Sequence[str]:
     if rule.kind == "name":
-        if clip.name:
-            yield str(clip.name)
-    elif rule.kind == "reel":
-        if reel:
-            yield reel
-    elif rule.kind == "comment":
-        yield from _strings(metadata.path("cmx_3600.comments"))
-        yield from _strings(metadata.path("comment"))
-    elif rule.kind == "marker":
+        return (str(clip.name),) if clip.name else ()
+    if rule.kind == "reel":
+        return (reel,) if reel else ()
+    if rule.kind == "comment":
+        return _strings(metadata.path("cmx_3600.comments")) + _strings(metadata.path("comment"))
+    if rule.kind == "marker":
         markers = clip.markers
-        if len(markers):
-            for marker in otio_values.elements(markers):
-                if marker.name:
-                    yield str(marker.name)
-                if getattr(marker, "comment", None):
-                    yield str(marker.comment)
-    else:
-        yield from _strings(metadata.path(rule.key or DEFAULT_METADATA_KEY))
+        if not len(markers):
+            return ()
+        found = []
+        for marker in otio_values.elements(markers):
+            if marker.name:
+                found.append(str(marker.name))
+            if getattr(marker, "comment", None):
+                found.append(str(marker.comment))
+        return found
+    return _strings(metadata.path(rule.key or DEFAULT_METADATA_KEY))
 
 
 def _metadata_path(metadata: Any, dotted: str) -> Any:
@@ -190,11 +193,13 @@ def _metadata_path(metadata: Any, dotted: str) -> Any:
     return value
 
 
-def _strings(value: Any) -> Iterable[str]:
+def _strings(value: Any) -> tuple[str, ...]:
     if value is None or isinstance(value, bool):
         return ()
     if isinstance(value, (str, int)):
         return (str(value),)
+    if isinstance(value, dict) or hasattr(value, "keys"):
+        return ()  # a mapping holds no text to look in
     try:
         return tuple(str(v) for v in otio_values.elements(value) if isinstance(v, (str, int)))
     except TypeError:
