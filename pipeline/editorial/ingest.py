@@ -286,7 +286,7 @@ def _previous_uses(session: Session, project_id: int, latest: CutRevision | None
     wanted = {(i.match.code, i.clip.source_identity) for i in items if i.match}
     uses: dict[str, dict[str, int]] = defaultdict(dict)
     for row in latest_rows:  # in position order: the first use of a take wins
-        uses[row[1]].setdefault(row[2] or row[3] or row[4], row[9] - row[8])
+        uses[row[1]].setdefault(row[2], row[6])
     missing = {code for code, take in wanted if take not in uses.get(code, ())}
     if missing and latest is not None:
         for code, take, delta in _older_uses(session, project_id, latest.number, missing):
@@ -390,20 +390,22 @@ def _revision_shot_cuts(session: Session, revision_id: int) -> dict[str, ShotCut
 
 def _revision_rows(session: Session, revision_id: int) -> list[tuple]:
     """A revision's items mapped to shot frames, in position order, as plain tuples:
-    (position, code, reel, media_url, clip_name, speed_num, speed_den, freeze, needed_in, cut_in, cut_out_incl)."""
-    return fetch_rows(session, "SELECT position, shot_code, reel, media_url, clip_name, speed_num, speed_den, "
-                               "\"freeze\", needed_in, cut_in, cut_out_incl FROM cut_items WHERE revision_id = %s "
-                               "AND shot_code IS NOT NULL AND cut_in IS NOT NULL ORDER BY position", (revision_id,))
+    (position, code, source identity, speed_num, speed_den, freeze, shot frame minus source frame, cut_in,
+    cut_out_incl)."""
+    return fetch_rows(session, "SELECT position, shot_code, coalesce(nullif(reel, ''), nullif(media_url, ''), "
+                               "clip_name), speed_num, speed_den, \"freeze\", cut_in - needed_in, cut_in, cut_out_incl "
+                               "FROM cut_items WHERE revision_id = %s AND shot_code IS NOT NULL AND cut_in IS NOT NULL "
+                               "ORDER BY position", (revision_id,))
 
 
 def _shot_cuts_of_rows(rows: list[tuple]) -> dict[str, ShotCut]:
     uses: dict[str, list[ShotUse]] = defaultdict(list)
     labels: dict[tuple[int, int, bool], str] = {}
-    for position, code, reel, url, name, num, den, freeze, _, cut_in, cut_out in rows:
+    for position, code, source, num, den, freeze, _, cut_in, cut_out in rows:
         key = (num, den, freeze)
         if key not in labels:
             labels[key] = Retime(Fraction(num, den), freeze).label()
-        uses[code].append(ShotUse(position, reel or url or name, labels[key], cut_in, cut_out))
+        uses[code].append(ShotUse(position, source, labels[key], cut_in, cut_out))
     return _shot_cuts(uses)
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from pipeline.editorial import otio_values
 from pipeline.errors import InvalidInputError
@@ -64,8 +64,7 @@ DEFAULT_RULES: tuple[MappingRule, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class ShotMatch:
+class ShotMatch(NamedTuple):  # a named tuple: one per clip, thousands per cut
     code: str
     sequence: str | None
     rule: str  # which rule found it (MappingRule.describe)
