@@ -15,13 +15,14 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 import uuid
-from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import opentimelineio as otio
 from sqlalchemy.orm import Session
@@ -34,8 +35,9 @@ from pipeline.editorial.errors import CutInputError, Where, file_label
 from pipeline.editorial.frames import exact_rate, same_rate
 from pipeline.editorial.reader import ReadOptions, read_cut_file
 from pipeline.editorial.revisions import find_revision
-from pipeline.editorial.sql import fetch_rows
-from pipeline.editorial.shot_versions import Media, ShotVersion, current_shot_versions, shot_frames_held
+from pipeline.editorial.shot_versions import (Media, ShotVersion, current_versions_query, shot_frames_held,
+                                              shot_versions_of)
+from pipeline.editorial.sql import fetch_custom_plan_sent, fetch_rows
 from pipeline.errors import InvalidInputError
 from pipeline.storage import Store
 from pipeline.tracker.choices import parse_policy
@@ -78,12 +80,11 @@ class ConformResult(_Record):
         return [c for c in self.clips if c.status != RELINKED]
 
 
-@dataclass(frozen=True)
-class _ClipPlan:
+class _ClipPlan(NamedTuple):
     """What conform needs of one OTIO clip: its first item's shot and frame offset."""
 
     position: int
-    path: tuple[int, ...]
+    path: list[int]
     clip_name: str
     shot_id: int | None
     shot_code: str | None
@@ -106,48 +107,57 @@ def conform_cut(session: Session, project: str, output: str | Path, *, policy: s
     output = Path(output)
     writer = _find_writer(output, adapter)
     store = store or Store(load_settings().store_url)
-    plans = _clip_plans(session, rev)
     prefer = _media_choice(media, writer)
-    versions = current_shot_versions(session, {p.shot_id for p in plans if p.shot_id}, state,
-                                     movies=prefer == "movie")
     rate = Fraction(rev.fps_num, rev.fps_den)
     summary = {"project": proj.code, "revision": rev.number, "policy": state}
-    args = (plans, versions, rate, store, rev, prefer, summary, output, writer)
+    job = (rate, store, rev, prefer, summary, output, writer)
     with _original_file(store, rev) as original:
         # The JSON tree holds no cycles: the collector would only walk it again and again.
         with gc_paused():
-            clips = _conform_fast(original, writer_options, *args)
+            plans, versions, clips = _conform_fast(session, state, original, writer_options, *job)
         if clips is None:
             read = read_cut_file(original, ReadOptions.from_dict(rev.reader_options), default_rate=rate)
     if clips is None:
-        clips = _conform(_OtioCut(read.timeline), *args, writer_options or {})
+        clips = _conform(_OtioCut(read.timeline), plans, versions, *job, writer_options or {})
     return ConformResult(proj.code, rev.number, state, str(output), writer.name, clips)
 
 
-def _conform_fast(original: Path, writer_options: dict[str, Any] | None, plans: list[_ClipPlan],
-                  versions: dict[int, ShotVersion], rate: Fraction, store: Store, rev: CutRevision, prefer: str,
-                  summary: dict[str, Any], output: Path, writer: Any) -> list[ConformedClip] | None:
-    """The conform as plain JSON (see _fast_cut), or None when it must go through OTIO."""
-    cut = _fast_cut(original, rev, writer, writer_options)
+def _conform_fast(session: Session, policy: str, original: Path, writer_options: dict[str, Any] | None,
+                  rate: Fraction, store: Store, rev: CutRevision, prefer: str, summary: dict[str, Any], output: Path,
+                  writer: Any) -> tuple[list[_ClipPlan], dict[int, ShotVersion], list[ConformedClip] | None]:
+    """The plans and versions, and the conform done as plain JSON (see _fast_cut), or None for OTIO to do it."""
+    fast = rev.adapter == "otio_json" and writer.name == "otio_json" and not writer_options
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The file is read and parsed in another thread while this one queries the database.
+        queried = threading.Event()
+        reading = pool.submit(_fast_cut, original, ReadOptions.from_dict(rev.reader_options).timeline,
+                              queried) if fast else None
+        try:
+            plans = _clip_plans(session, rev)
+            versions = _current_versions(session, sorted({p.shot_id for p in plans if p.shot_id}), policy,
+                                         prefer == "movie", queried.set)
+        finally:
+            queried.set()  # nor leave the reader waiting for queries that failed
+        cut = reading.result() if reading else None
     if cut is None:
-        return None
+        return plans, versions, None
     try:
-        return _conform(cut, plans, versions, rate, store, rev, prefer, summary, output, writer, {})
+        return plans, versions, _conform(cut, plans, versions, rate, store, rev, prefer, summary, output, writer, {})
     except conform_json.NotFast:
-        return None  # something only OTIO itself reads right: conform through it
+        return plans, versions, None  # something only OTIO itself reads right: conform through it
 
 
-def _fast_cut(original: Path, rev: CutRevision, writer: Any,
-              writer_options: dict[str, Any] | None) -> conform_json.JsonCut | None:
-    """The stored cut as plain JSON when a .otio goes back to .otio unchanged but for the relinks.
+def _fast_cut(original: Path, timeline: str | None, queried: threading.Event) -> conform_json.JsonCut | None:
+    """The stored .otio as plain JSON, when it goes back to .otio unchanged but for the relinks.
 
-    OTIO's own read and write cost most of a conform; the stdlib's C JSON codec does the same
-    work several times faster, and the output reads back in OTIO as the OTIO path's does.
+    OTIO's own read and write cost most of a conform; msgspec's JSON codec does the same work
+    several times faster, and the output reads back in OTIO as the OTIO path's does. The parse
+    holds the interpreter for tens of milliseconds: it waits until the versions' query is with
+    the server (`queried`), so that the server works on it meanwhile.
     """
-    if rev.adapter != "otio_json" or writer.name != "otio_json" or writer_options:
-        return None
-    wanted = ReadOptions.from_dict(rev.reader_options).timeline
-    return conform_json.open_cut(original, wanted)
+    data = conform_json.read_cut(original)
+    queried.wait()
+    return conform_json.parse_cut(data, timeline) if data is not None else None
 
 
 def _conform(cut: Any, plans: list[_ClipPlan], versions: dict[int, ShotVersion], rate: Fraction, store: Store,
@@ -166,7 +176,7 @@ class _OtioCut:
     def __init__(self, timeline: Any):
         self.timeline = timeline
 
-    def clip_at(self, path: tuple[int, ...], name: str) -> Any | None:
+    def clip_at(self, path: Sequence[int], name: str) -> Any | None:
         node = self.timeline.tracks
         try:
             for index in path:
@@ -195,25 +205,35 @@ class _OtioCut:
         otio.adapters.write_to_file(self.timeline, str(temp), adapter_name=writer.name, **options)
 
 
+def _current_versions(session: Session, shot_ids: list[int], policy: str, movies: bool,
+                      sent: Callable[[], object]) -> dict[int, ShotVersion]:
+    """current_shot_versions (with media), calling `sent` once the query is with the server."""
+    if not shot_ids:
+        return {}
+    rows = fetch_custom_plan_sent(session, *current_versions_query(shot_ids, policy, movies=movies), sent)
+    return {v.shot_id: v for v in shot_versions_of(rows)}
+
+
 def _clip_plans(session: Session, rev: CutRevision) -> list[_ClipPlan]:
+    """Per OTIO clip, from its items (pieces): the first's shot and offset, the shot frames all need.
+
+    Shots are found one index lookup per clip: a join could be planned as a nested loop over all
+    the project's shots while the statistics do not know the cut yet.
+    """
     rows = fetch_rows(session, """
-        SELECT ci.position, ci.otio_path, ci.clip_name, s.id, ci.shot_code, ci.cut_in, ci.cut_out_incl, ci.needed_in
-        FROM cut_items ci LEFT JOIN shots s ON s.project_id = %s AND s.code = ci.shot_code
-        WHERE ci.revision_id = %s ORDER BY ci.position
-    """, (rev.project_id, rev.id))
-    by_path: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-    for row in rows:
-        by_path[row[1]].append(row)
-    return sorted((_clip_plan(path, items) for path, items in by_path.items()), key=lambda p: p.position)
-
-
-def _clip_plan(path: str, items: list[tuple[Any, ...]]) -> _ClipPlan:
-    """One OTIO clip's plan from its items (pieces): the first's shot and offset, the frames all need."""
-    position, _, clip_name, shot_id, shot_code, cut_in, _, needed_in = items[0]
-    matched = [(i[5], i[6]) for i in items if i[5] is not None]
-    return _ClipPlan(position, tuple(int(p) for p in path.split(".")), clip_name, shot_id, shot_code,
-                     cut_in - needed_in if cut_in is not None else None,
-                     min((first for first, _ in matched), default=0), max((last for _, last in matched), default=-1))
+        SELECT position, string_to_array(otio_path, '.')::int[], clip_name,
+               (SELECT s.id FROM shots s WHERE s.project_id = %(project_id)s AND s.code = first_items.shot_code),
+               shot_code, delta, need_first, need_last
+        FROM (SELECT DISTINCT ON (ci.otio_path) ci.position, ci.otio_path, ci.clip_name, ci.shot_code,
+                     ci.cut_in - ci.needed_in AS delta, coalesce(min(ci.cut_in) OVER clip, 0) AS need_first,
+                     coalesce(max(ci.cut_out_incl) FILTER (WHERE ci.cut_in IS NOT NULL) OVER clip, -1) AS need_last
+              FROM cut_items ci WHERE ci.revision_id = %(revision_id)s
+              WINDOW clip AS (PARTITION BY ci.otio_path ORDER BY ci.position
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+              ORDER BY ci.otio_path, ci.position) first_items
+        ORDER BY position
+    """, {"project_id": rev.project_id, "revision_id": rev.id})
+    return list(map(_ClipPlan._make, rows))
 
 
 def relink_planned(cut: Any, plan: _ClipPlan, version: ShotVersion | None, rate: Fraction, store: Store,
@@ -236,10 +256,13 @@ def relink_planned(cut: Any, plan: _ClipPlan, version: ShotVersion | None, rate:
         return ConformedClip(plan.position, plan.clip_name, plan.shot_code, NOT_COVERED, version.ref,
                              version.version_id)
     original = cut.original_media(clip)
-    new = new_media(version, media, plan.delta, rate, store, cut.source(clip))
-    cut.relink(clip, new, {"shot": plan.shot_code, "version": version.ref, "version_id": version.version_id,
-                           "shot_in": new.media_in - media_offset(version, media), "revision": rev.number,
-                           **({"original_media": original} if original else {})})
+    source = cut.source(clip)
+    new = new_media(version, media, plan.delta, rate, store, source)
+    metadata = {"shot": plan.shot_code, "version": version.ref, "version_id": version.version_id,
+                "shot_in": source[1] + plan.delta, "revision": rev.number}
+    if original:
+        metadata["original_media"] = original
+    cut.relink(clip, new, metadata)
     return ConformedClip(plan.position, plan.clip_name, plan.shot_code, RELINKED, version.ref, version.version_id,
                          new.label, new.media_in)
 
@@ -251,8 +274,7 @@ def pick_media(version: ShotVersion, prefer: str) -> Media | None:
     return version.sequence or version.movie
 
 
-@dataclass(frozen=True)
-class NewMedia:
+class NewMedia(NamedTuple):
     """A relinked clip's media reference and source range, whichever way the cut is written."""
 
     kind: str  # image_sequence | movie

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from pipeline.errors import InvalidInputError
 
 
-@dataclass(frozen=True)
-class Where:
+class Where(NamedTuple):  # a named tuple: an import keeps one per clip
     """A place in an edit file, as precise as the format allows."""
 
     file: str

@@ -23,6 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -557,7 +558,8 @@ def _text(value: str | None) -> str:
     return value.translate(_COPY_ESCAPES) if _NEEDS_ESCAPE.search(value) else value
 
 
-def _text_array(values: Iterable[str]) -> str:
+@lru_cache(maxsize=256)  # change kinds come in a few combinations
+def _text_array(values: tuple[str, ...]) -> str:
     """A text[] in COPY text format: quoted elements."""
     inner = ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
     return _text("{" + inner + "}")

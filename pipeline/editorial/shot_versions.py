@@ -12,7 +12,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable
+from functools import lru_cache
+from typing import Any, Iterable, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -104,12 +105,23 @@ class ShotVersion(_Record):
 
 # A render has a file per frame: the query reads only the first numbered image of a version (in
 # name order, through the (version_id, path) index), its last only when it records no frame
-# range (which otherwise gives the sequence's length), and its first movie when asked.
+# range (which otherwise gives the sequence's length), and its first movie when asked (those two
+# under CASE: run only for the versions that need them, with no join step for the others).
 _IMAGE = r"'\d+\.(png|exr|jpe?g|tiff?|dpx|webp)$'"
 _CURRENT_SQL = r"""
 SELECT s.id AS shot_id, s.code AS shot, a.name AS asset, v.id AS version_id, v.number, v.status::text AS status,
        v.content_hash, (v.metadata -> 'frame_range')::text AS frame_range, p.code || '/' || a.name || '@' || v.number AS ref,
-       first_image.path AS first_image, last_image.path AS last_image, movie.path AS movie
+       first_image.path AS first_image,
+       CASE WHEN first_image.path IS NOT NULL AND NOT v.metadata ? 'frame_range' THEN (
+           SELECT f.path FROM version_files f
+           WHERE f.version_id = v.id AND f.path ~* IMAGE
+             AND left(f.path, length(regexp_replace(first_image.path, '\d+\.[A-Za-z0-9]+$', '')))
+                 = regexp_replace(first_image.path, '\d+\.[A-Za-z0-9]+$', '')
+           ORDER BY f.path DESC LIMIT 1) END AS last_image,
+       CASE WHEN %(media)s AND (%(movies)s OR first_image.path IS NULL) THEN (
+           SELECT f.path FROM version_files f
+           WHERE f.version_id = v.id AND f.path ~* '\.(mp4|mov|mxf|mkv|webm|avi)$'
+           ORDER BY f.path LIMIT 1) END AS movie
 FROM unnest(CAST(%(shot_ids)s AS integer[])) AS wanted(id)
 JOIN shots s ON s.id = wanted.id
 JOIN projects p ON p.id = s.project_id
@@ -120,17 +132,6 @@ JOIN versions v ON v.asset_id = a.id AND v.number = CASE WHEN %(policy)s = 'appr
 LEFT JOIN LATERAL (
     SELECT f.path FROM version_files f WHERE %(media)s AND f.version_id = v.id AND f.path ~* IMAGE
     ORDER BY f.path LIMIT 1) first_image ON true
-LEFT JOIN LATERAL (
-    SELECT f.path FROM version_files f
-    WHERE first_image.path IS NOT NULL AND NOT v.metadata ? 'frame_range' AND f.version_id = v.id
-      AND f.path ~* IMAGE AND left(f.path, length(regexp_replace(first_image.path, '\d+\.[A-Za-z0-9]+$', '')))
-          = regexp_replace(first_image.path, '\d+\.[A-Za-z0-9]+$', '')
-    ORDER BY f.path DESC LIMIT 1) last_image ON true
-LEFT JOIN LATERAL (
-    SELECT f.path FROM version_files f
-    WHERE %(media)s AND (%(movies)s OR first_image.path IS NULL) AND f.version_id = v.id
-      AND f.path ~* '\.(mp4|mov|mxf|mkv|webm|avi)$'
-    ORDER BY f.path LIMIT 1) movie ON true
 ORDER BY s.id, (a.name = 'shots/' || s.code || '/main') DESC, a.name
 """.replace("IMAGE", _IMAGE)
 
@@ -146,20 +147,37 @@ def current_shot_versions(session: Session, shot_ids: Iterable[int], policy: str
     ids = sorted(set(shot_ids))
     if not ids:
         return {}
-    found: dict[int, ShotVersion] = {}
-    params = {"shot_ids": ids, "policy": policy, "media": media, "movies": movies}
+    rows = fetch_custom_plan(session, *current_versions_query(ids, policy, media=media, movies=movies))
+    return {v.shot_id: v for v in shot_versions_of(rows)}
+
+
+def current_versions_query(shot_ids: list[int], policy: str = "approved", *, media: bool = True,
+                           movies: bool = False) -> tuple[str, dict[str, Any]]:
+    """The query of current_shot_versions, to run with fetch_custom_plan(s); its rows go to shot_versions_of."""
+    return _CURRENT_SQL, {"shot_ids": shot_ids, "policy": policy, "media": media, "movies": movies}
+
+
+def shot_versions_of(rows: list[tuple[Any, ...]]) -> list[ShotVersion]:
+    """The rows of current_versions_query as ShotVersions: each shot's first row."""
+    found: list[ShotVersion] = []
+    last_shot = None
     for shot_id, shot, asset, version_id, number, status, content_hash, frame_range, ref, first_image, last_image, \
-            movie in fetch_custom_plan(session, _CURRENT_SQL, params):
-        if shot_id in found:
-            continue
+            movie in rows:
+        if shot_id == last_shot:
+            continue  # rows come by shot, its main render first
+        last_shot = shot_id
         coverage = _coverage_of_text(frame_range)
-        found[shot_id] = ShotVersion(shot_id, shot, asset, version_id, ref, number, status, content_hash, coverage,
-                                     sequence_of(first_image, last_image, coverage), movie_of(movie, coverage))
+        found.append(ShotVersion(shot_id, shot, asset, version_id, ref, number, status, content_hash, coverage,
+                                 _sequence_of(first_image, last_image, coverage), movie_of(movie, coverage)))
     return found
 
 
+@lru_cache(maxsize=4096)
 def _coverage_of_text(frame_range: str | None) -> Coverage:
-    """coverage_of for `metadata -> 'frame_range'` as jsonb text; the usual `[first, last]` without a JSON parse."""
+    """coverage_of for `metadata -> 'frame_range'` as jsonb text; the usual `[first, last]` without a JSON parse.
+
+    Cached: renders of a cut share a few ranges (and Coverage is immutable).
+    """
     if frame_range is None:
         return Coverage(False)
     pair = _JSONB_PAIR.match(frame_range)
@@ -189,6 +207,9 @@ def sequence_of(first: str | None, last: str | None, coverage: Coverage) -> Medi
                  start, end)
 
 
+_sequence_of = lru_cache(maxsize=4096)(sequence_of)  # renders share a few first file names and ranges
+
+
 def movie_of(movie: str | None, coverage: Coverage) -> Media | None:
     """A movie's frames are placed by the version's frame_range: without one it is not used."""
     if movie is None or coverage.first is None:
@@ -203,8 +224,7 @@ def shot_frames_held(version: ShotVersion) -> Coverage:
     return Coverage(True, version.sequence.start_frame, version.sequence.last_frame)
 
 
-@dataclass(frozen=True)
-class Impact(_Record):
+class Impact(NamedTuple):  # a named tuple: an import makes one per shot, thousands
     """Whether a shot's new cut range (with handles) is inside the frames its current version holds."""
 
     needs_render: bool | None  # None: the version records no frame range

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+# fetch_custom_plan's settings: the saved values, then JIT off and custom plans for the rest of the transaction.
+_CUSTOM_PLAN = ("SELECT current_setting('jit'), current_setting('plan_cache_mode'), set_config('jit', 'off', true), "
+                "set_config('plan_cache_mode', 'force_custom_plan', true)")
+_RESTORE = "SELECT set_config('jit', %s, true), set_config('plan_cache_mode', %s, true)"
 
 
 def execute_custom_plan(session: Session, sql: str, params: dict[str, Any]) -> list[Any]:
@@ -37,10 +42,23 @@ def fetch_custom_plan(session: Session, sql: str, params: dict[str, Any]) -> lis
     """execute_custom_plan as plain tuples (see fetch_rows), with `%(name)s` parameters."""
     session.flush()
     with session.connection().connection.driver_connection.cursor() as cursor:
-        saved = cursor.execute(
-            "SELECT current_setting('jit'), current_setting('plan_cache_mode'), set_config('jit', 'off', true), "
-            "set_config('plan_cache_mode', 'force_custom_plan', true)").fetchone()
+        saved = cursor.execute(_CUSTOM_PLAN).fetchone()
         rows = cursor.execute(sql, params).fetchall()
-        cursor.execute("SELECT set_config('jit', %s, true), set_config('plan_cache_mode', %s, true)",
-                       (saved[0], saved[1]))
+        cursor.execute(_RESTORE, (saved[0], saved[1]))
     return rows
+
+
+def fetch_custom_plan_sent(session: Session, sql: str, params: dict[str, Any],
+                           sent: Callable[[], object]) -> list[tuple[Any, ...]]:
+    """fetch_custom_plan that calls `sent` once the query is on its way to the server (psycopg's
+    pipeline mode): from then on this thread only waits for the rows, so work started in another
+    thread (which may hold the interpreter for long) no longer delays the query."""
+    session.flush()
+    connection = session.connection().connection.driver_connection
+    with connection.cursor() as settings, connection.cursor() as cursor:
+        saved = settings.execute(_CUSTOM_PLAN).fetchone()
+        with connection.pipeline():
+            cursor.execute(sql, params)
+            settings.execute(_RESTORE, (saved[0], saved[1]))
+            sent()
+        return cursor.fetchall()

@@ -207,3 +207,48 @@ def test_fast_otio_conform_keeps_other_references_and_falls_back_for_old_schemas
     relinked = next(c for c in written.find_clips() if c.name == clip.name)
     assert relinked.media_references()["DEFAULT_MEDIA"].target_url == "file:///proxy.mov"
     assert relinked.metadata["backlot"]["original_media"] == "file:///high.mov"
+
+
+@pytest.mark.parametrize("odd, fast_expected", [("text", True), ("nan", False), ("infinity", False)])
+def test_fast_otio_conform_keeps_non_ascii_text_and_falls_back_for_non_finite_numbers(session, files, tmp_path,
+                                                                                       monkeypatch, odd,
+                                                                                       fast_expected):
+    """The fast path writes UTF-8 as read; NaN and Infinity (which OTIO writes, and JSON lacks) go through OTIO."""
+    pipeline.create_project(session, "film", fps="24")
+    timeline = build_timeline()
+    timeline.tracks[0].name = "V1 — été"
+    clip = next(c for c in timeline.find_clips() if c.name == "sq010_sh0010_v3.mov")
+    clip.metadata["note"] = {"text": "plan d'été 🎬 \u2028", "nan": float("nan"), "infinity": float("inf")}[odd]
+    source = tmp_path / "reel1.otio"
+    otio.adapters.write_to_file(timeline, str(source))
+    import_cut(session, "film", source, create_shots=True)
+    publish_frames(session, files, "sq010_sh0010", 993, 1060, status="approved")
+    fast_taken, fast, slow = _conform_both_ways(session, tmp_path, monkeypatch, odd)
+    assert fast_taken == fast_expected and fast.relinked == slow.relinked == 1
+    assert _read_back(fast.output) == _read_back(slow.output)
+    written = otio.adapters.read_from_file(fast.output)
+    assert written.tracks[0].name == "V1 — été"
+    relinked = next(c for c in written.find_clips() if c.name == clip.name)
+    assert relinked.metadata["backlot"]["version"].endswith("@1")
+    if odd == "text":
+        assert relinked.metadata["note"] == "plan d'été 🎬 \u2028"
+
+
+def test_conform_reads_the_frames_of_a_version_without_frame_range_from_its_files(session, files, tmp_path,
+                                                                                   conformed_project):
+    def publish(shot, names):
+        paths = [files(f"{shot}/{name}", f"{shot}:{name}") for name in names]
+        return pipeline.publish_version(session, "film", f"shots/{shot}/main", paths, names=names,
+                                        kind="shot_render", shot=shot, status="approved")
+
+    # No frame_range: the image files say which shot frames the version holds (993..1060).
+    frames = publish("sq010_sh0010", [f"frames/frame.{n:04d}.png" for n in range(993, 1061)] + ["notes.txt"])
+    movie_only = publish("sq010_sh0020", ["preview.mp4"])  # a movie is placed by frame_range only
+    result = conform_cut(session, "film", tmp_path / "conformed.otio")
+    by_clip = {c.clip: c for c in result.clips}
+    assert (by_clip["sq010_sh0010_v3.mov"].status, by_clip["sq010_sh0010_v3.mov"].version) == ("relinked", frames.ref)
+    assert (by_clip["sq010_sh0020_v1.mov"].status, by_clip["sq010_sh0020_v1.mov"].version) == ("no_media",
+                                                                                             movie_only.ref)
+    written = {c.name: c for c in otio.adapters.read_from_file(result.output).find_clips()}
+    reference = written["sq010_sh0010_v3.mov"].media_reference
+    assert (reference.start_frame, reference.available_range.duration.value) == (993, 68)
