@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -150,7 +151,13 @@ class JsonCut:
         _metadata(self.tree)["backlot"] = metadata
 
     def write(self, temp: Path, writer: Any, options: dict[str, Any]) -> None:
-        temp.write_bytes(_ENCODER.encode(self.tree))
+        """Write the cut; the tree is spent. The file is written from a worker thread (the write lets go
+        of the interpreter) while this one frees the tree: hundreds of thousands of objects."""
+        data = _ENCODER.encode(self.tree)
+        with ThreadPoolExecutor(1, thread_name_prefix="backlot-write") as pool:
+            writing = pool.submit(temp.write_bytes, data)
+            self.tree = {}
+            writing.result()
 
     def _reference(self, new: Any) -> dict[str, Any]:
         """The JSON OTIO writes for conform's new media reference (the template's other fields never change:

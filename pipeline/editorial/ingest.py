@@ -163,10 +163,9 @@ class _ImportPlan:
     shots: dict[str, ShotPlan]
 
     def release(self) -> None:
-        """Let the clips and shot cuts (most of an import's objects) go once nothing needs them."""
-        self.items.clear()
-        self.old_cuts.clear()
-        self.new_cuts.clear()
+        """Let the clips, shots and cuts (most of an import's objects) go once nothing needs them."""
+        for bulk in (self.items, self.existing, self.old_cuts, self.new_cuts, self.versions, self.shots):
+            bulk.clear()
 
 
 def _plan_import(session: Session, proj: Project, read: ReadResult, latest: CutRevision | None,

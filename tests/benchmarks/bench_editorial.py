@@ -12,8 +12,8 @@ metadata and a few dissolves, written as .otio. In one run, on an embedded Postg
   store), and the first import (which also creates every shot);
 - re-import of the unchanged cut (recognised by its hash: nothing is read or written);
 - conform (the stored original read back, every clip relinked to its shot's approved
-  version, written as .otio). A .otio-to-.otio conform parses and writes the cut with the
-  stdlib's C JSON codec instead of OTIO (see pipeline/editorial/conform_json.py), so that
+  version, written as .otio). A .otio-to-.otio conform parses and writes the cut with
+  msgspec's JSON codec instead of OTIO (see pipeline/editorial/conform_json.py), so that
   codec's bare parse + compact write is printed as its floor, beside OTIO's read + write.
 
 Each figure is the median of --runs (after one warm-up); ratios are to the bare read or
@@ -23,7 +23,6 @@ write. Goals: import <= 2x bare read, re-import <= 1.2x bare read, conform <= 1.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -32,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import msgspec
 import opentimelineio as otio
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
@@ -103,8 +103,8 @@ def build_cut(clips: int, seed: int, revise: bool = False) -> otio.schema.Timeli
 def json_round_trip(source: Path, target: Path) -> None:
     """What the .otio conform's fast path cannot avoid: parse the stored cut, write it back compact."""
     with gc_paused():
-        tree = json.loads(source.read_bytes())
-        target.write_text(json.dumps(tree, separators=(",", ":")), encoding="ascii")
+        tree = msgspec.json.decode(source.read_bytes())
+        target.write_bytes(msgspec.json.encode(tree))
         del tree
 
 
@@ -243,7 +243,7 @@ def report(work: Path, server_url: str, runs: int, clips: int) -> None:
             ("Backlot import, first cut (creates shots)", first_import, first_import / bare_read, None),
             ("Backlot re-import of the unchanged cut", reimport, reimport / bare_read, 1.2),
             (f"Backlot conform ({relinked} clips relinked)", conform_ms, conform_ms / bare_write, 1.5),
-            ("  floor: stdlib JSON parse + compact write", json_floor, json_floor / bare_write, None),
+            ("  floor: msgspec JSON parse + compact write", json_floor, json_floor / bare_write, None),
             ("  OTIO bare read + bare write", bare_read + bare_write, (bare_read + bare_write) / bare_write, None)]
     for label, ms, ratio, goal in rows:
         verdict = "" if goal is None else ("met" if ratio <= goal else "MISSED")
