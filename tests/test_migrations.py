@@ -44,3 +44,27 @@ def test_models_match_migrations(shared_db_url):
         context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": False})
         assert compare_metadata(context, Base.metadata) == []
     engine.dispose()
+
+
+def test_version_media_is_filled_in_for_existing_versions(template_url, tmp_path):
+    """0006 finds the first image and movie of versions published before it."""
+    url = create_database(template_url, "m", migrated=False)
+    engine = create_engine(url)
+    try:
+        migrate.upgrade(engine, "0005")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO projects (code, name, fps_num, fps_den, width, height, stale_policy, "
+                              "created_at) VALUES ('p', 'p', 24, 1, 1920, 1080, 'latest', now())"))
+            conn.execute(text("INSERT INTO assets (project_id, name, kind, latest_number) "
+                              "VALUES (1, 'shots/a/main', 'shot_render', 0), (1, 'art', 'concept_art', 0)"))
+            conn.execute(text("INSERT INTO versions (asset_id, project_id, content_hash, media_type, status, "
+                              "created_by) VALUES (1, 1, 'h', 'image/png', 'wip', 't'), (2, 1, 'h', 'x', 'wip', 't')"))
+            conn.execute(text("INSERT INTO version_files VALUES (1, 'f/f.1002.exr', 'a', 1), (1, 'f/f.1001.exr', "
+                              "'a', 1), (1, 'm.mov', 'a', 1), (2, 'notes.txt', 'a', 1)"))
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, first_image, first_movie FROM versions ORDER BY id")).all()
+        assert [tuple(r) for r in rows] == [(1, "f/f.1001.exr", "m.mov"), (2, None, None)]
+    finally:
+        engine.dispose()
+        drop_database(url)

@@ -205,3 +205,37 @@ def test_every_mutation_writes_an_event(session, film, files):
                      "status_changed", "note_added"]
     assert count(session, Note) == 1
     assert pipeline.get_asset(session, "film", "shots/sh010/main").shot == "sh010"
+
+
+def _media_of(session, version_id: int) -> tuple[str | None, str | None]:
+    return session.execute(text(f"SELECT first_image, first_movie FROM versions WHERE id = {version_id}")).one()
+
+
+def test_versions_know_their_first_image_and_movie(session, film, files):
+    """Kept by the database as files are attached, in one statement or several (as a render's frames)."""
+    names = ["notes.txt", "frames/frame.1010.png", "frames/frame.1002.PNG", "preview.mov", "a.mp4", "frames/x.png"]
+    render = pipeline.publish_version(session, "film", "shots/sh/main", [files(n, n) for n in names], names=names,
+                                      kind="shot_render")
+    assert _media_of(session, render.id) == ("frames/frame.1002.PNG", "a.mp4")
+    session.execute(text(f"INSERT INTO version_files VALUES ({render.id}, 'frames/frame.0999.png', 'a', 1), "
+                         f"({render.id}, 'frames/frame.1500.png', 'b', 1)"))
+    assert _media_of(session, render.id) == ("frames/frame.0999.png", "a.mp4")
+    art = pipeline.publish_version(session, "film", "art", [files("a.txt")], kind="concept_art")
+    assert _media_of(session, art.id) == (None, None)
+
+
+def test_version_media_is_derived_not_written(db_url, files):
+    with pipeline.session() as s:
+        pipeline.create_project(s, "film")
+        art = pipeline.publish_version(s, "film", "art", [files("a.1001.png")], kind="concept_art")
+    for sql in [f"UPDATE versions SET first_image = 'x.0001.png' WHERE id = {art.id}",
+                f"UPDATE versions SET first_movie = 'x.mov' WHERE id = {art.id}"]:
+        with pytest.raises(ConflictError, match="derived from the version's files"):
+            with pipeline.session() as s:
+                s.execute(text(sql))
+    with pipeline.session() as s:
+        s.add(Version(asset_id=s.get(Version, art.id).asset_id, project_id=1, content_hash="c", media_type="x",
+                      status="wip", created_by="t", first_image="forged.0001.png"))
+        s.flush()
+        assert _media_of(s, s.scalar(select(func.max(Version.id)))) == (None, None)
+        assert _media_of(s, art.id) == ("a.1001.png", None)

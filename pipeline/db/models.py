@@ -214,6 +214,9 @@ class Version(Base):
     # Derived by triggers, never written by the application:
     superseded: Mapped[bool] = mapped_column(server_default=text("false"))
     live: Mapped[bool] = mapped_column(server_default=text("true"))
+    # Where its pictures start: the first numbered image file and the first movie, in name order.
+    first_image: Mapped[str | None] = mapped_column(Text, server_default=FetchedValue())
+    first_movie: Mapped[str | None] = mapped_column(Text, server_default=FetchedValue())
     # The creating transaction: inputs and files may only be attached inside it.
     created_txid: Mapped[int] = mapped_column(BigInteger, server_default=text("txid_current()"))
 

@@ -35,7 +35,7 @@ from pipeline.editorial.errors import CutInputError, Where, file_label
 from pipeline.editorial.frames import exact_rate, same_rate
 from pipeline.editorial.reader import ReadOptions, read_cut_file
 from pipeline.editorial.revisions import find_revision
-from pipeline.editorial.shot_versions import (Media, ShotVersion, current_versions_query, shot_frames_held,
+from pipeline.editorial.shot_versions import (Media, ShotVersion, current_versions_by_code_query, shot_frames_held,
                                               shot_versions_of)
 from pipeline.editorial.sql import fetch_custom_plan_sent, fetch_rows
 from pipeline.errors import InvalidInputError
@@ -49,7 +49,7 @@ _NO_SEQUENCE_WRITERS = {"fcp_xml"}
 RELINKED, NO_VERSION, UNMATCHED, NO_MEDIA, NOT_COVERED = "relinked", "no_version", "unmatched", "no_media", "not_covered"
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: a conform makes one per clip, and frozen fields are set the slow way
 class ConformedClip(_Record):
     position: int  # the first cut item of the clip
     clip: str
@@ -86,7 +86,6 @@ class _ClipPlan(NamedTuple):
     position: int
     path: list[int]
     clip_name: str
-    shot_id: int | None
     shot_code: str | None
     delta: int | None  # shot frame minus source frame
     need_first: int  # shot frames the clip needs, over all its items (transitions included)
@@ -124,7 +123,7 @@ def conform_cut(session: Session, project: str, output: str | Path, *, policy: s
 
 def _conform_fast(session: Session, policy: str, original: Path, writer_options: dict[str, Any] | None,
                   rate: Fraction, store: Store, rev: CutRevision, prefer: str, summary: dict[str, Any], output: Path,
-                  writer: Any) -> tuple[list[_ClipPlan], dict[int, ShotVersion], list[ConformedClip] | None]:
+                  writer: Any) -> tuple[list[_ClipPlan], dict[str, ShotVersion], list[ConformedClip] | None]:
     """The plans and versions, and the conform done as plain JSON (see _fast_cut), or None for OTIO to do it."""
     fast = rev.adapter == "otio_json" and writer.name == "otio_json" and not writer_options
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -134,8 +133,7 @@ def _conform_fast(session: Session, policy: str, original: Path, writer_options:
                               queried) if fast else None
         try:
             plans = _clip_plans(session, rev)
-            versions = _current_versions(session, sorted({p.shot_id for p in plans if p.shot_id}), policy,
-                                         prefer == "movie", queried.set)
+            versions = _current_versions(session, rev.project_id, plans, policy, prefer == "movie", queried.set)
         finally:
             queried.set()  # nor leave the reader waiting for queries that failed
         cut = reading.result() if reading else None
@@ -160,11 +158,11 @@ def _fast_cut(original: Path, timeline: str | None, queried: threading.Event) ->
     return conform_json.parse_cut(data, timeline) if data is not None else None
 
 
-def _conform(cut: Any, plans: list[_ClipPlan], versions: dict[int, ShotVersion], rate: Fraction, store: Store,
+def _conform(cut: Any, plans: list[_ClipPlan], versions: dict[str, ShotVersion], rate: Fraction, store: Store,
              rev: CutRevision, prefer: str, summary: dict[str, Any], output: Path, writer: Any,
              options: dict[str, Any]) -> list[ConformedClip]:
-    clips = [relink_planned(cut, plan, versions.get(plan.shot_id) if plan.shot_id else None, rate, store, rev,
-                            prefer) for plan in plans]
+    relink = _Relinker(cut, rate, store, rev, prefer)
+    clips = [relink(plan, versions.get(plan.shot_code)) for plan in plans]
     cut.set_timeline_metadata({**summary, "relinked": sum(1 for c in clips if c.status == RELINKED)})
     _write(lambda temp: cut.write(temp, writer, options), output, writer)
     return clips
@@ -205,25 +203,28 @@ class _OtioCut:
         otio.adapters.write_to_file(self.timeline, str(temp), adapter_name=writer.name, **options)
 
 
-def _current_versions(session: Session, shot_ids: list[int], policy: str, movies: bool,
-                      sent: Callable[[], object]) -> dict[int, ShotVersion]:
-    """current_shot_versions (with media), calling `sent` once the query is with the server."""
-    if not shot_ids:
+def _current_versions(session: Session, project_id: int, plans: list[_ClipPlan], policy: str, movies: bool,
+                      sent: Callable[[], object]) -> dict[str, ShotVersion]:
+    """current_shot_versions (with media) by shot code, calling `sent` once the query is with the server.
+
+    The query finds the shots by their codes: that lookup then runs on the server while the
+    file is parsed here, not before.
+    """
+    codes = list({p.shot_code: None for p in plans if p.shot_code is not None})
+    if not codes:
         return {}
-    rows = fetch_custom_plan_sent(session, *current_versions_query(shot_ids, policy, movies=movies), sent)
-    return {v.shot_id: v for v in shot_versions_of(rows)}
+    rows = fetch_custom_plan_sent(session, *current_versions_by_code_query(project_id, codes, policy, movies=movies),
+                                  sent)
+    return {v.shot: v for v in shot_versions_of(rows)}
 
 
 def _clip_plans(session: Session, rev: CutRevision) -> list[_ClipPlan]:
     """Per OTIO clip, from its items (pieces): the first's shot and offset, the shot frames all need.
 
-    Shots are found one index lookup per clip: a join could be planned as a nested loop over all
-    the project's shots while the statistics do not know the cut yet.
+    The shots themselves are found by the versions' query.
     """
     rows = fetch_rows(session, """
-        SELECT position, string_to_array(otio_path, '.')::int[], clip_name,
-               (SELECT s.id FROM shots s WHERE s.project_id = %(project_id)s AND s.code = first_items.shot_code),
-               shot_code, delta, need_first, need_last
+        SELECT position, string_to_array(otio_path, '.')::int[], clip_name, shot_code, delta, need_first, need_last
         FROM (SELECT DISTINCT ON (ci.otio_path) ci.position, ci.otio_path, ci.clip_name, ci.shot_code,
                      ci.cut_in - ci.needed_in AS delta, coalesce(min(ci.cut_in) OVER clip, 0) AS need_first,
                      coalesce(max(ci.cut_out_incl) FILTER (WHERE ci.cut_in IS NOT NULL) OVER clip, -1) AS need_last
@@ -232,39 +233,48 @@ def _clip_plans(session: Session, rev: CutRevision) -> list[_ClipPlan]:
                               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
               ORDER BY ci.otio_path, ci.position) first_items
         ORDER BY position
-    """, {"project_id": rev.project_id, "revision_id": rev.id})
+    """, {"revision_id": rev.id})
     return list(map(_ClipPlan._make, rows))
 
 
-def relink_planned(cut: Any, plan: _ClipPlan, version: ShotVersion | None, rate: Fraction, store: Store,
-                   rev: CutRevision, prefer: str) -> ConformedClip:
-    """Relink one clip of `cut` (an _OtioCut or a conform_json.JsonCut) as planned, or say why not."""
-    clip = cut.clip_at(plan.path, plan.clip_name)
-    if clip is None:
-        raise InvalidInputError(f"revision {rev.number}'s stored file {rev.source_file} no longer reads as it did "
-                                f"at import (clip {plan.clip_name!r} is not at {'.'.join(map(str, plan.path))}): "
-                                "re-import the file with the installed OTIO adapters")
-    if plan.shot_code is None or plan.delta is None:
-        return ConformedClip(plan.position, plan.clip_name, None, UNMATCHED)
-    if version is None:
-        return ConformedClip(plan.position, plan.clip_name, plan.shot_code, NO_VERSION)
-    media = pick_media(version, prefer)
-    if media is None:
-        return ConformedClip(plan.position, plan.clip_name, plan.shot_code, NO_MEDIA, version.ref, version.version_id)
-    if not shot_frames_held(version).covers(plan.need_first, plan.need_last):
-        # Pointing at frames the version does not have would make a cut no player can show.
-        return ConformedClip(plan.position, plan.clip_name, plan.shot_code, NOT_COVERED, version.ref,
-                             version.version_id)
-    original = cut.original_media(clip)
-    source = cut.source(clip)
-    new = new_media(version, media, plan.delta, rate, store, source)
-    metadata = {"shot": plan.shot_code, "version": version.ref, "version_id": version.version_id,
-                "shot_in": source[1] + plan.delta, "revision": rev.number}
-    if original:
-        metadata["original_media"] = original
-    cut.relink(clip, new, metadata)
-    return ConformedClip(plan.position, plan.clip_name, plan.shot_code, RELINKED, version.ref, version.version_id,
-                         new.label, new.media_in)
+class _Relinker:
+    """Relinks the clips of one conform, as planned, or says why not (what every clip shares is worked out once)."""
+
+    def __init__(self, cut: Any, rate: Fraction, store: Store, rev: CutRevision, prefer: str):
+        self.cut, self.rate, self.fps, self.store, self.prefer = cut, rate, float(rate), store, prefer
+        self.revision, self.source_file = rev.number, rev.source_file
+
+    def __call__(self, plan: _ClipPlan, version: ShotVersion | None) -> ConformedClip:
+        """Relink the clip of `cut` (an _OtioCut or a conform_json.JsonCut) that `plan` is for."""
+        cut = self.cut
+        clip = cut.clip_at(plan.path, plan.clip_name)
+        if clip is None:
+            raise InvalidInputError(f"revision {self.revision}'s stored file {self.source_file} no longer reads as it "
+                                    f"did at import (clip {plan.clip_name!r} is not at "
+                                    f"{'.'.join(map(str, plan.path))}): re-import the file with the installed OTIO "
+                                    "adapters")
+        if plan.shot_code is None or plan.delta is None:
+            return ConformedClip(plan.position, plan.clip_name, None, UNMATCHED)
+        if version is None:
+            return ConformedClip(plan.position, plan.clip_name, plan.shot_code, NO_VERSION)
+        media = pick_media(version, self.prefer)
+        if media is None:
+            return ConformedClip(plan.position, plan.clip_name, plan.shot_code, NO_MEDIA, version.ref,
+                                 version.version_id)
+        if not shot_frames_held(version).covers(plan.need_first, plan.need_last):
+            # Pointing at frames the version does not have would make a cut no player can show.
+            return ConformedClip(plan.position, plan.clip_name, plan.shot_code, NOT_COVERED, version.ref,
+                                 version.version_id)
+        original = cut.original_media(clip)
+        source = cut.source(clip)
+        new = new_media(version, media, plan.delta, self.rate, self.store, source, self.fps)
+        metadata = {"shot": plan.shot_code, "version": version.ref, "version_id": version.version_id,
+                    "shot_in": source[1] + plan.delta, "revision": self.revision}
+        if original:
+            metadata["original_media"] = original
+        cut.relink(clip, new, metadata)
+        return ConformedClip(plan.position, plan.clip_name, plan.shot_code, RELINKED, version.ref,
+                             version.version_id, new.label, new.media_in)
 
 
 def pick_media(version: ShotVersion, prefer: str) -> Media | None:
@@ -296,23 +306,25 @@ class NewMedia(NamedTuple):
 
 
 def new_media(version: ShotVersion, media: Media, delta: int, rate: Fraction, store: Store,
-              source: tuple[Fraction, int, int]) -> NewMedia:
+              source: tuple[Fraction, int, int], fps: float | None = None) -> NewMedia:
     """Where a clip whose source is (rate, in, frames) points once relinked to `media` of the version.
 
     `delta` turns the clip's source frames into shot frames; the media holds shot frames
-    from `frame_range[0]` (image files numbered from their first file's number).
+    from `frame_range[0]` (image files numbered from their first file's number). `fps` is
+    float(rate), for callers that relink many clips.
     """
     source_rate, source_in, frames = source
+    fps = float(rate) if fps is None else fps
     media_in = source_in + delta + media_offset(version, media)
     # The same length in time, so nothing after the clip moves (equal frames when the rates agree).
     duration = frames if same_rate(source_rate, rate) else round(frames * rate / source_rate)
     if media.kind == "image_sequence":
-        return NewMedia("image_sequence", media_url(store, version, media.folder) + "/", version.ref, float(rate),
+        return NewMedia("image_sequence", media_url(store, version, media.folder) + "/", version.ref, fps,
                         media_in, duration, media.start_frame, media.last_frame - media.start_frame + 1,
                         media.prefix, media.suffix, media.padding)
     first, last = version.coverage.first, version.coverage.last
     assert first is not None and last is not None
-    return NewMedia("movie", media_url(store, version, media.file), version.ref, float(rate), media_in, duration, 0,
+    return NewMedia("movie", media_url(store, version, media.file), version.ref, fps, media_in, duration, 0,
                     last - first + 1)
 
 

@@ -1,16 +1,21 @@
-"""Conforming a stored .otio to .otio as plain JSON, without building OTIO objects.
+"""Conforming a stored .otio to .otio as JSON, without building OTIO objects.
 
 OTIO's own read and write of a 2-hour cut cost most of a conform. When the stored cut is
 an .otio file in the schema versions this OTIO writes, and the output is .otio again, the
 only changes are each relinked clip's media reference, source range and
-`metadata["backlot"]`, and the timeline's `metadata["backlot"]`; msgspec's JSON codec parses
-and writes the rest several times faster than OTIO does. The output is compact UTF-8 JSON (no
-indentation) and reads back in OTIO as the OTIO path's output does (tests compare them).
+`metadata["backlot"]`, and the timeline's `metadata["backlot"]`. msgspec reads the file into
+structs that hold only what conform reads or changes — the timeline, its stacks and tracks,
+their children, and of each clip its name, metadata keys and media references — and keeps
+every other value as the file's own bytes (`msgspec.Raw`), written back unchanged. Parsing,
+writing and freeing the cut then cost a fraction of OTIO's read and write. Relinked clips are
+written compact; the untouched parts keep the stored file's layout. The output reads back in
+OTIO as the OTIO path's output does (tests compare them).
 
-Anything this module is not sure of — an older or unknown schema, an OTIO hook or a target
-schema version set in the environment, a clip without the expected fields, JSON that msgspec
-does not read back exactly (NaN or infinite numbers, lone surrogates) — raises NotFast (or
-makes read_cut or parse_cut return None), and the conform goes through OTIO instead.
+The structs are made from the fields this OTIO writes for each schema. Anything this module
+is not sure of — an older, newer or unknown schema or field, an OTIO hook or a target schema
+version set in the environment, a clip without the expected fields, JSON that is not
+strictly valid (NaN, Infinity, lone surrogates) — raises NotFast (or makes read_cut or
+parse_cut return None), and the conform goes through OTIO instead.
 """
 
 from __future__ import annotations
@@ -52,14 +57,12 @@ def read_cut(path: Path) -> bytes | None:
 def parse_cut(data: bytes, timeline_name: str | None) -> "JsonCut | None":
     """The file read by read_cut as a JsonCut, or None when it must go through OTIO."""
     try:
-        # Rejects what it could not write back as read (NaN, Infinity, 1e400): OTIO reads those.
-        tree = _DECODER.decode(data)
+        # Fails on any schema or field the structs lack, and on what is not strict JSON (NaN, Infinity).
+        tree = decoder.decode(data) if (decoder := _structs_fit()) is not None else None
     except (msgspec.DecodeError, ValueError, RecursionError):
         return None
-    if not isinstance(tree, dict) or tree.get("OTIO_SCHEMA") != _schema("Timeline"):
-        return None  # a collection of timelines, or something else: OTIO picks
-    if timeline_name is not None and tree.get("name") != timeline_name:
-        return None
+    if tree is None or (timeline_name is not None and tree.name != timeline_name):
+        return None  # OTIO picks the timeline
     return JsonCut(tree)
 
 
@@ -81,40 +84,105 @@ def _schema(name: str) -> str:
     return f"{name}.{_versions()[name]}"
 
 
+# The timeline schemas as this OTIO writes them, each with exactly the fields OTIO writes for it
+# (checked against OTIO in _structs_fit: another OTIO may differ, and then OTIO conforms). A field
+# conform does not need is read as msgspec.Raw: its bytes, validated but not built into objects.
+# A missing field stays unset and is not written; an unknown one fails the decode.
+_STRUCT = {"tag_field": "OTIO_SCHEMA", "forbid_unknown_fields": True, "gc": False}
+_Unset = msgspec.UnsetType
+_UNSET = msgspec.UNSET
+
+
+class _Item(msgspec.Struct, **_STRUCT):
+    metadata: msgspec.Raw | _Unset = _UNSET
+    name: msgspec.Raw | _Unset = _UNSET
+    source_range: msgspec.Raw | _Unset = _UNSET
+    effects: msgspec.Raw | _Unset = _UNSET
+    markers: msgspec.Raw | _Unset = _UNSET
+    enabled: msgspec.Raw | _Unset = _UNSET
+    color: msgspec.Raw | _Unset = _UNSET
+
+
+class _Clip(_Item, tag=_schema("Clip")):
+    # Typed: what conform reads or changes.
+    metadata: dict[str, msgspec.Raw] | _Unset = _UNSET  # type: ignore[assignment]
+    name: str | _Unset = _UNSET  # type: ignore[assignment]
+    media_references: dict[str, msgspec.Raw] | _Unset = _UNSET
+    active_media_reference_key: str | _Unset = _UNSET
+
+
+class _Gap(_Item, tag=_schema("Gap")):
+    pass
+
+
+class _Transition(msgspec.Struct, tag=_schema("Transition"), **_STRUCT):
+    metadata: msgspec.Raw | _Unset = _UNSET
+    name: msgspec.Raw | _Unset = _UNSET
+    in_offset: msgspec.Raw | _Unset = _UNSET
+    out_offset: msgspec.Raw | _Unset = _UNSET
+    transition_type: msgspec.Raw | _Unset = _UNSET
+
+
+class _Stack(_Item, tag=_schema("Stack")):
+    children: list[_Clip | _Gap | _Transition | _Stack | _Track] | _Unset = _UNSET
+
+
+class _Track(_Item, tag=_schema("Track")):
+    children: list[_Clip | _Gap | _Transition | _Stack | _Track] | _Unset = _UNSET
+    kind: msgspec.Raw | _Unset = _UNSET
+
+
+class _Timeline(msgspec.Struct, tag=_schema("Timeline"), **_STRUCT):
+    metadata: dict[str, msgspec.Raw] | _Unset = _UNSET
+    name: str | _Unset = _UNSET
+    global_start_time: msgspec.Raw | _Unset = _UNSET
+    tracks: _Stack | _Unset = _UNSET
+
+
+@lru_cache(maxsize=1)
+def _structs_fit() -> msgspec.json.Decoder | None:
+    """The timeline decoder, when each struct has the very fields this OTIO writes for its schema (else None)."""
+    for struct in (_Clip, _Gap, _Transition, _Stack, _Track, _Timeline):
+        schema = struct.__struct_config__.tag.rpartition(".")[0]
+        written = set(json.loads(getattr(otio.schema, schema)().to_json_string())) - {"OTIO_SCHEMA"}
+        if written != set(struct.__struct_fields__):
+            return None
+    return msgspec.json.Decoder(_Timeline)
+
+
 class JsonCut:
-    """A timeline as the JSON tree of its .otio file, edited in place (the interface of conform's _OtioCut).
+    """A timeline as _structs() read it from its .otio file, edited in place (the interface of conform's _OtioCut).
 
     Each clip is written out (the tree keeps its JSON) as soon as it is relinked: see relink.
     """
 
-    def __init__(self, tree: dict[str, Any]):
+    def __init__(self, tree: Any):
         self.tree = tree
-        self._clip = _schema("Clip")
         self._time, self._span = _schema("RationalTime"), _schema("TimeRange")
         self._sequence, self._movie = _templates()
         self._found: tuple[list[Any], int] = ([None], 0)  # where clip_at found the last clip
 
-    def clip_at(self, path: Sequence[int], name: str) -> dict[str, Any] | None:
+    def clip_at(self, path: Sequence[int], name: str) -> Any:
         """The clip at `path` (child indices from the tracks), or NotFast when it is not where OTIO would find it."""
-        node: Any = self.tree.get("tracks")
+        node: Any = self.tree.tracks
         children: Any = None
         try:
             for index in path:
-                children = node["children"]
+                children = node.children
                 if children.__class__ is not list or index < 0:
                     raise NotFast
                 node = children[index]
-        except (TypeError, KeyError, IndexError):
+        except (AttributeError, IndexError):
             raise NotFast from None
-        if node.__class__ is not dict or node.get("OTIO_SCHEMA") != self._clip or node.get("name") != name:
+        if node.__class__ is not _Clip or node.name != name:
             raise NotFast
         self._found = children, path[-1]
         return node
 
     @staticmethod
-    def source(clip: dict[str, Any]) -> tuple[Fraction, int, int]:
+    def source(clip: Any) -> tuple[Fraction, int, int]:
         """(rate, in point, frames) of the clip's source range, else its media's available range."""
-        source = clip.get("source_range") or _active_reference(clip).get("available_range")
+        source = _value(clip.source_range) or _active_reference(clip).get("available_range")
         try:
             start, duration = source["start_time"], source["duration"]
             return exact_rate(start["rate"]), round(start["value"]), round(duration["value"])
@@ -122,7 +190,7 @@ class JsonCut:
             raise NotFast from None
 
     @staticmethod
-    def original_media(clip: dict[str, Any]) -> str | None:
+    def original_media(clip: Any) -> str | None:
         reference = _active_reference(clip)
         kind = str(reference.get("OTIO_SCHEMA")).rpartition(".")[0]
         if kind not in _REFERENCES:
@@ -130,33 +198,38 @@ class JsonCut:
         url = reference.get("target_url") if kind == "ExternalReference" else None
         return str(url) if url else None
 
-    def relink(self, clip: dict[str, Any], new: Any, metadata: dict[str, Any]) -> None:
+    def relink(self, clip: Any, new: Any, metadata: dict[str, Any]) -> None:
         """What OTIO's `clip.media_reference = ...` does: replace the active reference (of the clip clip_at
         found last).
 
         The clip is then written out at once, while it is still in the processor's caches, and the tree
-        keeps its JSON: encoding and freeing a cut's worth of objects spread over the heap at the end
-        costs several times more.
+        keeps its JSON: encoding a cut's worth of clips spread over the heap at the end costs more.
         """
         children, index = self._found
         if children[index] is not clip:
             raise ValueError("JsonCut.relink takes the clip clip_at found last")
-        _active_reference(clip)  # checked before anything changes
-        _metadata(clip)["backlot"] = metadata
-        clip["media_references"][clip["active_media_reference_key"]] = self._reference(new)
-        clip["source_range"] = self._range(new.media_in, new.duration, new.rate)
+        references = clip.media_references
+        if references.__class__ is not dict or clip.active_media_reference_key not in references:
+            raise NotFast  # checked before anything changes
+        if clip.metadata is msgspec.UNSET:
+            clip.metadata = {}
+        clip.metadata["backlot"] = metadata
+        references[clip.active_media_reference_key] = self._reference(new)
+        clip.source_range = self._range(new.media_in, new.duration, new.rate)
         children[index] = msgspec.Raw(_ENCODER.encode(clip))
 
     def set_timeline_metadata(self, metadata: dict[str, Any]) -> None:
-        _metadata(self.tree)["backlot"] = metadata
+        if self.tree.metadata is msgspec.UNSET:
+            self.tree.metadata = {}
+        self.tree.metadata["backlot"] = metadata
 
     def write(self, temp: Path, writer: Any, options: dict[str, Any]) -> None:
         """Write the cut; the tree is spent. The file is written from a worker thread (the write lets go
-        of the interpreter) while this one frees the tree: hundreds of thousands of objects."""
+        of the interpreter) while this one frees the tree."""
         data = _ENCODER.encode(self.tree)
         with ThreadPoolExecutor(1, thread_name_prefix="backlot-write") as pool:
             writing = pool.submit(temp.write_bytes, data)
-            self.tree = {}
+            self.tree = None
             writing.result()
 
     def _reference(self, new: Any) -> dict[str, Any]:
@@ -176,18 +249,21 @@ class JsonCut:
                 "start_time": {"OTIO_SCHEMA": time, "rate": rate, "value": float(start)}}
 
 
-def _active_reference(clip: dict[str, Any]) -> dict[str, Any]:
-    references, key = clip.get("media_references"), clip.get("active_media_reference_key")
-    if not isinstance(references, dict) or not isinstance(references.get(key), dict):
-        raise NotFast
-    return references[key]
+def _value(field: Any) -> Any:
+    """A struct field kept as its JSON bytes, read (None when unset)."""
+    if field is msgspec.UNSET:
+        return None
+    return _DECODER.decode(field) if field.__class__ is msgspec.Raw else field
 
 
-def _metadata(node: dict[str, Any]) -> dict[str, Any]:
-    metadata = node.setdefault("metadata", {})
-    if not isinstance(metadata, dict):
+def _active_reference(clip: Any) -> dict[str, Any]:
+    references, key = clip.media_references, clip.active_media_reference_key
+    if references.__class__ is not dict or key not in references:
         raise NotFast
-    return metadata
+    reference = _DECODER.decode(references[key])
+    if reference.__class__ is not dict:
+        raise NotFast
+    return reference
 
 
 @lru_cache(maxsize=1)

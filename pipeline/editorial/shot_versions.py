@@ -103,37 +103,34 @@ class ShotVersion(_Record):
         return self.sequence or self.movie
 
 
-# A render has a file per frame: the query reads only the first numbered image of a version (in
-# name order, through the (version_id, path) index), its last only when it records no frame
-# range (which otherwise gives the sequence's length), and its first movie when asked (those two
-# under CASE: run only for the versions that need them, with no join step for the others).
+# A render has a file per frame: a version's first image and first movie are kept on its row by
+# the database (migration 0006); its last image is read (through the (version_id, path) index,
+# under CASE: only for the versions that need it) only when it records no frame range, which
+# otherwise gives the sequence's length.
 _IMAGE = r"'\d+\.(png|exr|jpe?g|tiff?|dpx|webp)$'"
 _CURRENT_SQL = r"""
 SELECT s.id AS shot_id, s.code AS shot, a.name AS asset, v.id AS version_id, v.number, v.status::text AS status,
        v.content_hash, (v.metadata -> 'frame_range')::text AS frame_range, p.code || '/' || a.name || '@' || v.number AS ref,
-       first_image.path AS first_image,
-       CASE WHEN first_image.path IS NOT NULL AND NOT v.metadata ? 'frame_range' THEN (
+       CASE WHEN %(media)s THEN v.first_image END AS first_image,
+       CASE WHEN %(media)s AND v.first_image IS NOT NULL AND NOT v.metadata ? 'frame_range' THEN (
            SELECT f.path FROM version_files f
            WHERE f.version_id = v.id AND f.path ~* IMAGE
-             AND left(f.path, length(regexp_replace(first_image.path, '\d+\.[A-Za-z0-9]+$', '')))
-                 = regexp_replace(first_image.path, '\d+\.[A-Za-z0-9]+$', '')
+             AND left(f.path, length(regexp_replace(v.first_image, '\d+\.[A-Za-z0-9]+$', '')))
+                 = regexp_replace(v.first_image, '\d+\.[A-Za-z0-9]+$', '')
            ORDER BY f.path DESC LIMIT 1) END AS last_image,
-       CASE WHEN %(media)s AND (%(movies)s OR first_image.path IS NULL) THEN (
-           SELECT f.path FROM version_files f
-           WHERE f.version_id = v.id AND f.path ~* '\.(mp4|mov|mxf|mkv|webm|avi)$'
-           ORDER BY f.path LIMIT 1) END AS movie
-FROM unnest(CAST(%(shot_ids)s AS integer[])) AS wanted(id)
-JOIN shots s ON s.id = wanted.id
+       CASE WHEN %(media)s AND (%(movies)s OR v.first_image IS NULL) THEN v.first_movie END AS movie
+WANTED
 JOIN projects p ON p.id = s.project_id
 JOIN assets a ON a.shot_id = s.id AND a.kind = 'shot_render'
 JOIN versions v ON v.asset_id = a.id AND v.number = CASE WHEN %(policy)s = 'approved'
                                                        THEN coalesce(a.approved_number, a.latest_number)
                                                        ELSE a.latest_number END
-LEFT JOIN LATERAL (
-    SELECT f.path FROM version_files f WHERE %(media)s AND f.version_id = v.id AND f.path ~* IMAGE
-    ORDER BY f.path LIMIT 1) first_image ON true
 ORDER BY s.id, (a.name = 'shots/' || s.code || '/main') DESC, a.name
 """.replace("IMAGE", _IMAGE)
+_BY_ID = _CURRENT_SQL.replace("WANTED", "FROM unnest(CAST(%(shot_ids)s AS integer[])) AS wanted(id)\n"
+                                         "JOIN shots s ON s.id = wanted.id")
+_BY_CODE = _CURRENT_SQL.replace("WANTED", "FROM unnest(CAST(%(shot_codes)s AS text[])) AS wanted(code)\n"
+                                           "JOIN shots s ON s.project_id = %(project_id)s AND s.code = wanted.code")
 
 
 def current_shot_versions(session: Session, shot_ids: Iterable[int], policy: str = "approved", *,
@@ -154,7 +151,14 @@ def current_shot_versions(session: Session, shot_ids: Iterable[int], policy: str
 def current_versions_query(shot_ids: list[int], policy: str = "approved", *, media: bool = True,
                            movies: bool = False) -> tuple[str, dict[str, Any]]:
     """The query of current_shot_versions, to run with fetch_custom_plan(s); its rows go to shot_versions_of."""
-    return _CURRENT_SQL, {"shot_ids": shot_ids, "policy": policy, "media": media, "movies": movies}
+    return _BY_ID, {"shot_ids": shot_ids, "policy": policy, "media": media, "movies": movies}
+
+
+def current_versions_by_code_query(project_id: int, shot_codes: list[str], policy: str = "approved", *,
+                                   movies: bool = False) -> tuple[str, dict[str, Any]]:
+    """current_versions_query (with media) for the shots of a project with these codes (found by the query)."""
+    return _BY_CODE, {"project_id": project_id, "shot_codes": shot_codes, "policy": policy, "media": True,
+                      "movies": movies}
 
 
 def shot_versions_of(rows: list[tuple[Any, ...]]) -> list[ShotVersion]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import opentimelineio as otio
 import pytest
 
 import pipeline
-from pipeline.editorial import conform, conform_cut, import_cut
+from pipeline.editorial import conform, conform_cut, conform_json, import_cut
 from pipeline.editorial.errors import CutInputError
 
 R = 24.0
@@ -181,7 +182,10 @@ def test_fast_otio_conform_reads_back_as_the_otio_path(session, files, tmp_path,
     assert fast_taken
     assert [c.to_dict() for c in fast.clips] == [c.to_dict() for c in slow.clips] and fast.relinked == 2
     assert _read_back(fast.output) == _read_back(slow.output)
-    assert "\n" not in Path(fast.output).read_text()  # the compact JSON of the fast path
+    # What conform does not change is copied as the stored file's bytes (here a clip's markers, indented).
+    stored = conform_json._structs_fit().decode(conformed_project.read_bytes())
+    markers = bytes(stored.tracks.children[0].children[0].markers)
+    assert b"\n" in markers and markers in Path(fast.output).read_bytes()
 
 
 def test_fast_otio_conform_keeps_other_references_and_falls_back_for_old_schemas(session, files, tmp_path,
@@ -232,6 +236,24 @@ def test_fast_otio_conform_keeps_non_ascii_text_and_falls_back_for_non_finite_nu
     assert relinked.metadata["backlot"]["version"].endswith("@1")
     if odd == "text":
         assert relinked.metadata["note"] == "plan d'été 🎬 \u2028"
+
+
+@pytest.mark.parametrize("where", ["clip", "gap", "track", "timeline"])
+def test_fast_otio_conform_falls_back_for_fields_this_otio_does_not_write(session, files, tmp_path, monkeypatch,
+                                                                          where):
+    """A field OTIO keeps but would not write itself (another OTIO's, a tool's) sends the conform through OTIO."""
+    pipeline.create_project(session, "film", fps="24")
+    tree = json.loads(build_timeline().to_json_string())
+    v1 = tree["tracks"]["children"][0]
+    {"clip": v1["children"][0], "gap": v1["children"][3], "track": v1, "timeline": tree}[where]["studio_note"] = "x"
+    source = tmp_path / "reel1.otio"
+    source.write_text(json.dumps(tree))
+    import_cut(session, "film", source, create_shots=True)
+    publish_frames(session, files, "sq010_sh0010", 993, 1060, status="approved")
+    fast_taken, fast, slow = _conform_both_ways(session, tmp_path, monkeypatch, where)
+    assert not fast_taken and fast.relinked == slow.relinked == 1
+    assert _read_back(fast.output) == _read_back(slow.output)
+    assert '"studio_note": "x"' in _read_back(fast.output)
 
 
 def test_conform_reads_the_frames_of_a_version_without_frame_range_from_its_files(session, files, tmp_path,
