@@ -170,6 +170,8 @@ class Retime:
         return not self.freeze and self.speed == 1
 
     def label(self) -> str:
+        if self is NORMAL_SPEED:  # nearly every clip: no Fraction comparison
+            return "100%"
         if self.freeze:
             return "freeze"
         return "100%" if self.speed == 1 else f"{float(self.speed) * 100:g}%"

@@ -18,8 +18,10 @@ import contextlib
 import hashlib
 import json
 import os
+import queue
 import re
 from collections import defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
@@ -29,7 +31,6 @@ from typing import Any, Callable, Iterable, Iterator
 
 import msgspec
 import psycopg
-from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -40,8 +41,8 @@ from pipeline.editorial.diff import ShotChange, ShotCut, ShotUse, diff_cuts, sum
 from pipeline.editorial.errors import CutInputError, Where
 from pipeline.editorial.flatten import CutClip, flatten_cut
 from pipeline.editorial.frames import Retime, format_rate, frames_to_timecode, is_drop_frame_rate
-from pipeline.editorial.mapping import ShotMatch, match_clip
-from pipeline.editorial.reader import ReadOptions, ReadResult, read_cut_file
+from pipeline.editorial.mapping import ShotMatch, clip_matcher
+from pipeline.editorial.reader import ReadOptions, ReadResult, hash_bytes, read_cut_file
 from pipeline.editorial.settings import EditorialSettings, effective, get_settings
 from pipeline.editorial.shot_versions import Impact, ShotVersion, current_shot_versions, impact_of
 from pipeline.editorial import shots as shot_writes
@@ -127,14 +128,17 @@ def import_cut(session: Session, project: str, path: str | Path, *, options: Rea
         _check_template(name_unmatched)
     path = Path(path)
     data, stat = _read_file(path)
-    sha = hashlib.sha256(data).hexdigest()
-    key = _import_key(sha, options, rate, settings, handles, create_shots, name_unmatched)
     session.execute(text("SELECT pg_advisory_xact_lock(:ns, :id)"), {"ns": _LOCK_NAMESPACE, "id": proj.id})
     latest = _latest_revision(session, proj.id)
-    if latest is not None and latest.import_key == key:
-        return load_import(session, proj, latest, created=False)
-    with gc_paused():  # tens of thousands of objects per cut, none in a cycle
-        read = read_cut_file(path, options, default_rate=rate, data=data, sha256=sha, structs=True)
+    with gc_paused(), ThreadPoolExecutor(1, thread_name_prefix="backlot-hash") as pool:
+        # gc_paused: tens of thousands of objects per cut, none in a cycle.
+        hashing = pool.submit(hash_bytes, data)  # lets go of the interpreter: hashes while the file is read
+        if latest is not None and latest.file_size == len(data):  # maybe the same import again: know first
+            if latest.import_key == _import_key(hashing.result(), options, rate, settings, handles, create_shots,
+                                                name_unmatched):
+                return load_import(session, proj, latest, created=False)
+        read = read_cut_file(path, options, default_rate=rate, data=data, sha256=hashing.result, structs=True)
+        key = _import_key(read.sha256, options, rate, settings, handles, create_shots, name_unmatched)
         if read.rate != rate:
             raise CutInputError(Where(read.label), f"the cut runs at {format_rate(read.rate)} fps but project "
                                                    f"{proj.code} at {format_rate(rate)} fps: import it into a project "
@@ -155,7 +159,7 @@ class _ImportPlan:
     latest: CutRevision | None
     items: list[_Item]
     existing: dict[str, ExistingShot]
-    old_cuts: dict[str, ShotCut]
+    latest_rows: list[tuple]  # the latest revision's items (see _revision_rows), for its shots' cuts
     new_cuts: dict[str, ShotCut]
     seen_before: set[str]  # new shots of this revision that an older one had
     omitted_ids: list[int]  # shots the previous revision had and this one drops
@@ -164,7 +168,7 @@ class _ImportPlan:
 
     def release(self) -> None:
         """Let the clips, shots and cuts (most of an import's objects) go once nothing needs them."""
-        for bulk in (self.items, self.existing, self.old_cuts, self.new_cuts, self.versions, self.shots):
+        for bulk in (self.items, self.existing, self.latest_rows, self.new_cuts, self.versions, self.shots):
             bulk.clear()
 
 
@@ -172,48 +176,44 @@ def _plan_import(session: Session, proj: Project, read: ReadResult, latest: CutR
                  settings: EditorialSettings, handles: int | None, name_unmatched: str | None) -> _ImportPlan:
     items = _map_clips(flatten_cut(read, settings.track_policy), settings)
     _name_unmatched(items, name_unmatched)
-    codes = {i.match.code for i in items if i.match}
-    existing = load_shots(session, proj.id, codes)
+    existing = load_shots(session, proj.id, {i.match.code for i in items if i.match})
     latest_rows = _revision_rows(session, latest.id) if latest else []
     _place_in_shot_frames(items, _previous_uses(session, proj.id, latest, latest_rows, items), existing,
                           settings.first_frame)
     new_cuts = shot_cuts_of_items(items)
-    old_cuts = _shot_cuts_of_rows(latest_rows)
-    seen = _seen_before(session, proj.id, latest, set(new_cuts) - set(old_cuts))
-    omitted = list(_omitted_shot_ids(session, proj.id, old_cuts, new_cuts).values())
+    old_codes = {row[1] for row in latest_rows}  # the shots of _shot_cuts_of_rows(latest_rows)
+    seen = _seen_before(session, proj.id, latest, new_cuts.keys() - old_codes)
+    omitted = list(_omitted_shot_ids(session, proj.id, old_codes - new_cuts.keys()).values())
     versions = current_shot_versions(session, {existing[c].id for c in new_cuts if c in existing}, media=False)
     shots = _shot_plans(items, new_cuts, existing, settings, handles)
-    return _ImportPlan(read, settings, latest, items, existing, old_cuts, new_cuts, seen, omitted, versions, shots)
+    return _ImportPlan(read, settings, latest, items, existing, latest_rows, new_cuts, seen, omitted, versions, shots)
 
 
 def _write_import(session: Session, proj: Project, plan: _ImportPlan, key: str, stored_hash: str,
                   create_shots: bool, actor: str) -> ImportResult:
     """The writes, all in the caller's transaction: shots, revision, items, change list, event."""
-    existing, shots = plan.existing, plan.shots
+    existing, shots, read = plan.existing, plan.shots, plan.read
     created_ids = shot_writes.create_shots(session, proj, [p for c, p in shots.items() if c not in existing], actor) \
         if create_shots else {}
     updated = shot_writes.update_shots(session, proj, [(existing[c], p) for c, p in shots.items() if c in existing],
                                        actor)
     shot_ids = {code: shot.id for code, shot in existing.items()} | created_ids
     shot_writes.clear_order(session, plan.omitted_ids)
-    read = plan.read
     revision = _insert_revision(session, proj, read, key, plan.settings, plan.items, plan.latest, stored_hash,
                                 actor)
-    with _copying(session, "cut_items", _ITEM_COLUMNS) as send:
-        send(_item_lines(revision.id, plan.items))
-        # Python works out the change list while the server stores the items (no queries in here).
-        changes = diff_cuts(plan.old_cuts, plan.new_cuts, plan.seen_before,
+    with _copying(session) as copy:
+        copy("cut_items", _ITEM_COLUMNS, _item_lines(revision.id, plan.items))
+        # Python works out the change list, finishes the result and lets the cut's objects go while the
+        # server stores the rows (no queries in here).
+        changes = diff_cuts(_shot_cuts_of_rows(plan.latest_rows), plan.new_cuts, plan.seen_before,
                             _impact_of_shot(shot_ids, shots, plan.versions))
-        change_lines = [_change_line(revision.id, change) for change in changes]
+        copy("cut_changes", _CHANGE_COLUMNS, [_change_line(revision.id, change) for change in changes])
+        unmatched = _unmatched(plan.items, shot_ids, read.rate, create_shots)
+        clips = len(plan.items)
+        plan.release()
     session.add(Event(project_id=proj.id, kind=EventKind.cut_imported, actor=actor,
                       payload={"cut_revision": revision.number, "file": read.label, "adapter": read.adapter,
-                               "clips": len(plan.items), "changes": summarize(changes),
-                               "shots_created": sorted(created_ids)}))
-    with _copying(session, "cut_changes", _CHANGE_COLUMNS) as send:
-        send(change_lines)
-        # Python finishes the result, and lets the cut's objects go, while the server stores the change list.
-        unmatched = _unmatched(plan.items, shot_ids, read.rate, create_shots)
-        plan.release()
+                               "clips": clips, "changes": summarize(changes), "shots_created": sorted(created_ids)}))
     previous = plan.latest.number if plan.latest else None
     return ImportResult(_revision_record(revision, proj.code, previous), True, changes, unmatched,
                         sorted(created_ids), sorted(updated))
@@ -246,9 +246,10 @@ def _map_clips(clips: list[CutClip], settings: EditorialSettings) -> list[_Item]
     """Each clip with its shot; the pieces of one OTIO clip share one lookup."""
     found: dict[tuple[int, ...], ShotMatch | None] = {}
     items = []
+    match = clip_matcher(settings.rules)
     for clip in clips:
         if clip.path not in found:
-            found[clip.path] = match_clip(clip.clip, clip.reel, settings.rules)
+            found[clip.path] = match(clip.clip, clip.reel)
         items.append(_Item(clip, found[clip.path]))
     return items
 
@@ -420,8 +421,7 @@ def _seen_before(session: Session, project_id: int, latest: CutRevision | None, 
     return {row.shot_code for row in rows}
 
 
-def _omitted_shot_ids(session: Session, project_id: int, old: dict[str, ShotCut], new: dict[str, ShotCut]) -> dict[str, int]:
-    gone = set(old) - set(new)
+def _omitted_shot_ids(session: Session, project_id: int, gone: set[str]) -> dict[str, int]:
     return {code: shot.id for code, shot in load_shots(session, project_id, gone).items()} if gone else {}
 
 
@@ -511,37 +511,66 @@ def _change_line(revision_id: int, c: ShotChange) -> str:
 
 
 _COPY_CHUNK = 1024  # rows per write (~200 kB): the server stores one chunk while the next is formatted
+_END = None  # the last "chunk" of a table's rows
 
 
 @contextlib.contextmanager
-def _copying(session: Session, table: str, columns: tuple[str, ...]) -> Iterator[Callable[[Iterable[str]], None]]:
-    """COPY into `table` through the session's own connection (same transaction), streaming.
+def _copying(session: Session) -> Iterator[Callable[[str, tuple[str, ...], Iterable[str]], None]]:
+    """COPY rows into tables through the session's own connection (same transaction), from a worker thread.
 
-    Yields `send(lines)` (rows in COPY text format). psycopg's queued writer hands them to its
-    own thread, which sends them while the server stores them, so Python goes on (there are
-    two cores) until the block ends and waits for the server. Nothing in the block may use
-    the session: its connection is busy until then. What the session holds is flushed first.
+    Yields `copy(table, columns, lines)` (rows in COPY text format). This thread formats the rows
+    in chunks and goes on; the worker sends them and then waits while the server stores them and
+    runs the per-row checks (the foreign keys are checked at the end of each COPY), all of which
+    lets go of the interpreter, so Python works on meanwhile (there are two cores). Tables are
+    copied in the order given. The block ends when the server has stored everything; nothing in
+    it may use the session (its connection is the worker's). What the session holds is flushed first.
     """
     session.flush()
-    quoted = ", ".join(f'"{column}"' for column in columns)  # "freeze" is a reserved word
-    try:
-        with session.connection().connection.driver_connection.cursor() as cursor, \
-                cursor.copy(f"COPY {table} ({quoted}) FROM STDIN", writer=QueuedLibpqWriter(cursor)) as copy:
-            yield lambda lines: _send_lines(copy, lines)
-    except psycopg.Error as exc:
-        message = (exc.diag.message_primary if exc.diag else None) or str(exc)
-        raise DatabaseError(f"the database refused the cut's {table}: {message}") from exc
+    connection = session.connection().connection.driver_connection
+    copies: list[tuple[str, Future[None]]] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="backlot-copy") as worker:
+        chunks: list[queue.SimpleQueue[str | None | BaseException]] = []
+
+        def copy(table: str, columns: tuple[str, ...], lines: Iterable[str]) -> None:
+            chunks.append(queue.SimpleQueue())
+            copies.append((table, worker.submit(_copy_rows, connection, table, columns, chunks[-1])))
+            _put_chunks(chunks[-1], lines)
+
+        try:
+            yield copy
+        except BaseException as exc:
+            for waiting in chunks:
+                waiting.put(exc)  # the worker fails its COPY (the server discards it)
+            raise
+    for table, done in copies:
+        try:
+            done.result()
+        except psycopg.Error as exc:
+            message = (exc.diag.message_primary if exc.diag else None) or str(exc)
+            raise DatabaseError(f"the database refused the cut's {table}: {message}") from exc
 
 
-def _send_lines(copy: psycopg.Copy, lines: Iterable[str]) -> None:
+def _put_chunks(chunks: queue.SimpleQueue[str | None | BaseException], lines: Iterable[str]) -> None:
     batch: list[str] = []
     for line in lines:
         batch.append(line)
         if len(batch) == _COPY_CHUNK:
-            copy.write("".join(batch))
+            chunks.put("".join(batch))
             batch = []
     if batch:
-        copy.write("".join(batch))
+        chunks.put("".join(batch))
+    chunks.put(_END)
+
+
+def _copy_rows(connection: psycopg.Connection[Any], table: str, columns: tuple[str, ...],
+               chunks: queue.SimpleQueue[str | None | BaseException]) -> None:
+    """(In the worker.) One COPY of the chunks put in `chunks` until _END; an exception put there fails it."""
+    quoted = ", ".join(f'"{column}"' for column in columns)  # "freeze" is a reserved word
+    with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy:
+        while (chunk := chunks.get()) is not _END:
+            if isinstance(chunk, BaseException):
+                raise RuntimeError("the import failed while its rows were being stored") from chunk
+            copy.write(chunk)
 
 
 _NULL = "\\N"

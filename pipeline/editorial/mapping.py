@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, NamedTuple, Sequence
+from functools import lru_cache, partial
+from typing import Any, Callable, NamedTuple, Sequence
 
 from pipeline.editorial import otio_values
 from pipeline.errors import InvalidInputError
@@ -107,8 +107,18 @@ def _compile(pattern: str) -> re.Pattern[str]:
 
 def match_clip(clip: Any, reel: str | None, rules: Sequence[MappingRule]) -> ShotMatch | None:
     """The first rule that finds a valid shot code in the clip, or None."""
+    return clip_matcher(rules)(clip, reel)
+
+
+def clip_matcher(rules: Sequence[MappingRule]) -> Callable[[Any, str | None], ShotMatch | None]:
+    """match_clip with these rules, prepared once for the clips of a cut."""
+    return partial(_match, _prepared(tuple(rules)))
+
+
+def _match(prepared: tuple[tuple[MappingRule, re.Pattern[str], str], ...], clip: Any,
+           reel: str | None) -> ShotMatch | None:
     metadata = _Metadata(clip.metadata)
-    for rule, regex, description in _prepared(tuple(rules)):
+    for rule, regex, description in prepared:
         for value in _candidates(clip, metadata, reel, rule):
             found = _search(regex, value)
             if found is not None:

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import opentimelineio as otio
 
@@ -82,11 +82,12 @@ def hash_bytes(data: bytes) -> str:
 
 def read_cut_file(path: str | Path, options: ReadOptions = ReadOptions(),
                   default_rate: Fraction | None = None, data: bytes | None = None,
-                  sha256: str | None = None, structs: bool = False) -> ReadResult:
+                  sha256: str | Callable[[], str] | None = None, structs: bool = False) -> ReadResult:
     """Read an edit file into an OTIO timeline; CutInputError when it cannot be used.
 
     `default_rate` (the project's) is given to formats that carry no rate of their own;
-    `data` and `sha256`, when given, are the file's content already read and its hash.
+    `data` and `sha256`, when given, are the file's content already read and its hash (or a
+    function that gives the hash once the file is read: one computed meanwhile in another thread).
     `structs`: a plain .otio may come back as otio_json's structs (for walking the cut, not
     for writing it), several times faster to read than OTIO's objects.
     """
@@ -116,7 +117,8 @@ def read_cut_file(path: str | Path, options: ReadOptions = ReadOptions(),
                    text)
 
 
-def _result(timeline: Any, path: Path, label: str, data: bytes, sha256: str | None, adapter: otio.adapters.Adapter,
+def _result(timeline: Any, path: Path, label: str, data: bytes, sha256: str | Callable[[], str] | None,
+            adapter: otio.adapters.Adapter,
             options: ReadOptions, rate: Fraction, text: str | None = None) -> ReadResult:
     if options.rate is not None and rate != options.rate:
         raise CutInputError(Where(label), f"runs at {format_rate(rate)} fps, not the {format_rate(options.rate)} "
@@ -125,8 +127,8 @@ def _result(timeline: Any, path: Path, label: str, data: bytes, sha256: str | No
     is_edl = adapter.name == "cmx_3600" and text is not None
     events = edl_video_events(text) if is_edl else []
     drop_frame = is_edl and bool(_DROP_FRAME_RE.search(text))
-    return ReadResult(timeline, path, label, sha256 or hash_bytes(data), len(data), adapter.name, rate, used, events,
-                      drop_frame)
+    sha = sha256() if callable(sha256) else sha256 or hash_bytes(data)
+    return ReadResult(timeline, path, label, sha, len(data), adapter.name, rate, used, events, drop_frame)
 
 
 def _read_bytes(path: Path, label: str) -> bytes:

@@ -214,3 +214,37 @@ def test_diff_between_any_revisions(session, samples):
     assert not same.stored and {c.kinds for c in same.changes} == {("unchanged",)}
     first = diff_revisions(session, "jrun", to_revision=1)
     assert first.from_revision is None and {c.kinds for c in first.changes} == {("added",)}
+
+
+def _committed_counts() -> tuple[int, ...]:
+    with pipeline.session() as s:
+        return counts(s)
+
+
+@pytest.mark.parametrize("fails", ["server", "python"])
+def test_an_import_that_fails_while_its_rows_are_stored_writes_nothing(db_url, samples, monkeypatch, fails):
+    """Rows go to the server from a worker thread: a refused row, or an error in the Python working
+    meanwhile, ends the import with that error, the COPY abandoned and nothing kept."""
+    from pipeline.editorial import ingest
+    from pipeline.errors import DatabaseError
+
+    with pipeline.session() as s:
+        pipeline.create_project(s, "film", fps="24")
+        import_cut(s, "film", samples / "090PC_091MJ_100TC_V05_TURNOVER_20150123.edl", create_shots=True)
+    before = _committed_counts()
+    with monkeypatch.context() as patch:
+        if fails == "server":  # a change row whose shot_code is NULL, which the table refuses
+            patch.setattr(ingest, "_change_line", lambda revision_id, c: f"{revision_id}\t\\N\t{{}}" + "\t\\N" * 8
+                          + "\n")
+            expected = pytest.raises(DatabaseError, match="the database refused the cut's cut_changes: null value")
+        else:
+            def broken_diff(*args, **kwargs):
+                raise RuntimeError("diff broke")
+            patch.setattr(ingest, "diff_cuts", broken_diff)
+            expected = pytest.raises(RuntimeError, match="diff broke")
+        with expected:
+            with pipeline.session() as s:
+                import_cut(s, "film", samples / "090PC_091MJ_100TC_V06_TURNOVER_20150206.edl", create_shots=True)
+    assert _committed_counts() == before
+    with pipeline.session() as s:  # the same import goes through afterwards
+        assert import_cut(s, "film", samples / "090PC_091MJ_100TC_V06_TURNOVER_20150206.edl", create_shots=True).created
