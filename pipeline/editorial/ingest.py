@@ -27,7 +27,7 @@ from datetime import datetime
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Container, Iterable, Iterator
 
 import msgspec
 import psycopg
@@ -152,23 +152,30 @@ def import_cut(session: Session, project: str, path: str | Path, *, options: Rea
 
 @dataclass
 class _ImportPlan:
-    """Everything a revision needs, worked out or read before anything is written."""
+    """Everything a revision needs, read or worked out before anything is written; the shots' cuts and
+    rows are worked out while the server stores the items (see _write_import)."""
 
     read: ReadResult
     settings: EditorialSettings
+    handles: int | None  # the import's handles override
     latest: CutRevision | None
     items: list[_Item]
     existing: dict[str, ExistingShot]
     latest_rows: list[tuple]  # the latest revision's items (see _revision_rows), for its shots' cuts
-    new_cuts: dict[str, ShotCut]
     seen_before: set[str]  # new shots of this revision that an older one had
     omitted_ids: list[int]  # shots the previous revision had and this one drops
     versions: dict[int, ShotVersion]  # the current version of each existing shot in the cut
-    shots: dict[str, ShotPlan]
+    new_cuts: dict[str, ShotCut] = field(default_factory=dict)
+    shots: dict[str, ShotPlan] = field(default_factory=dict)
+
+    def work_out_shots(self) -> None:
+        """Each shot's cut in this revision, and what its row becomes."""
+        self.new_cuts = shot_cuts_of_items(self.items)
+        self.shots = _shot_plans(self.items, self.new_cuts, self.existing, self.settings, self.handles)
 
     def release(self) -> None:
-        """Let the clips, shots and cuts (most of an import's objects) go once nothing needs them."""
-        for bulk in (self.items, self.existing, self.latest_rows, self.new_cuts, self.versions, self.shots):
+        """Let the clips and cuts (most of an import's objects) go once nothing needs them (the shots' rows stay)."""
+        for bulk in (self.items, self.latest_rows, self.new_cuts, self.versions):
             bulk.clear()
 
 
@@ -176,41 +183,44 @@ def _plan_import(session: Session, proj: Project, read: ReadResult, latest: CutR
                  settings: EditorialSettings, handles: int | None, name_unmatched: str | None) -> _ImportPlan:
     items = _map_clips(flatten_cut(read, settings.track_policy), settings)
     _name_unmatched(items, name_unmatched)
-    existing = load_shots(session, proj.id, {i.match.code for i in items if i.match})
+    new_codes = {i.match.code for i in items if i.match}  # every matched item gets shot frames: the new cut's shots
+    existing = load_shots(session, proj.id, new_codes)
     latest_rows = _revision_rows(session, latest.id) if latest else []
-    _place_in_shot_frames(items, _previous_uses(session, proj.id, latest, latest_rows, items), existing,
-                          settings.first_frame)
-    new_cuts = shot_cuts_of_items(items)
+    previous = _previous_uses(session, proj.id, latest, latest_rows, items)
     old_codes = {row[1] for row in latest_rows}  # the shots of _shot_cuts_of_rows(latest_rows)
-    seen = _seen_before(session, proj.id, latest, new_cuts.keys() - old_codes)
-    omitted = list(_omitted_shot_ids(session, proj.id, old_codes - new_cuts.keys()).values())
-    versions = current_shot_versions(session, {existing[c].id for c in new_cuts if c in existing}, media=False)
-    shots = _shot_plans(items, new_cuts, existing, settings, handles)
-    return _ImportPlan(read, settings, latest, items, existing, latest_rows, new_cuts, seen, omitted, versions, shots)
+    seen = _seen_before(session, proj.id, latest, new_codes - old_codes)
+    omitted = list(_omitted_shot_ids(session, proj.id, old_codes - new_codes).values())
+    versions = current_shot_versions(session, {existing[c].id for c in new_codes if c in existing}, media=False)
+    _place_in_shot_frames(items, previous, existing, settings.first_frame)
+    return _ImportPlan(read, settings, handles, latest, items, existing, latest_rows, seen, omitted, versions)
 
 
 def _write_import(session: Session, proj: Project, plan: _ImportPlan, key: str, stored_hash: str,
                   create_shots: bool, actor: str) -> ImportResult:
-    """The writes, all in the caller's transaction: shots, revision, items, change list, event."""
-    existing, shots, read = plan.existing, plan.shots, plan.read
+    """The writes, all in the caller's transaction: revision, items, change list, shots, event."""
+    read, existing = plan.read, plan.existing
+    revision = _insert_revision(session, proj, read, key, plan.settings, plan.items, plan.latest, stored_hash,
+                                actor)
+    existing_ids = {code: shot.id for code, shot in existing.items()}
+    with _copying(session) as copy:
+        copy("cut_items", _ITEM_COLUMNS, _item_lines(revision.id, plan.items))
+        # Python works out the shots, the change list and the result, and lets the cut's objects go, while
+        # the server stores the rows (no queries in here). New shots have no versions: the impact needs
+        # only the existing ones.
+        plan.work_out_shots()
+        changes = diff_cuts(_shot_cuts_of_rows(plan.latest_rows), plan.new_cuts, plan.seen_before,
+                            _impact_of_shot(existing_ids, plan.shots, plan.versions))
+        copy("cut_changes", _CHANGE_COLUMNS, [_change_line(revision.id, change) for change in changes])
+        will_exist = existing.keys() | (plan.shots.keys() if create_shots else set())
+        unmatched = _unmatched(plan.items, will_exist, read.rate, create_shots)
+        clips = len(plan.items)
+        plan.release()
+    shots = plan.shots
     created_ids = shot_writes.create_shots(session, proj, [p for c, p in shots.items() if c not in existing], actor) \
         if create_shots else {}
     updated = shot_writes.update_shots(session, proj, [(existing[c], p) for c, p in shots.items() if c in existing],
                                        actor)
-    shot_ids = {code: shot.id for code, shot in existing.items()} | created_ids
     shot_writes.clear_order(session, plan.omitted_ids)
-    revision = _insert_revision(session, proj, read, key, plan.settings, plan.items, plan.latest, stored_hash,
-                                actor)
-    with _copying(session) as copy:
-        copy("cut_items", _ITEM_COLUMNS, _item_lines(revision.id, plan.items))
-        # Python works out the change list, finishes the result and lets the cut's objects go while the
-        # server stores the rows (no queries in here).
-        changes = diff_cuts(_shot_cuts_of_rows(plan.latest_rows), plan.new_cuts, plan.seen_before,
-                            _impact_of_shot(shot_ids, shots, plan.versions))
-        copy("cut_changes", _CHANGE_COLUMNS, [_change_line(revision.id, change) for change in changes])
-        unmatched = _unmatched(plan.items, shot_ids, read.rate, create_shots)
-        clips = len(plan.items)
-        plan.release()
     session.add(Event(project_id=proj.id, kind=EventKind.cut_imported, actor=actor,
                       payload={"cut_revision": revision.number, "file": read.label, "adapter": read.adapter,
                                "clips": clips, "changes": summarize(changes), "shots_created": sorted(created_ids)}))
@@ -598,13 +608,14 @@ def _json(value: dict[str, Any]) -> str:
     return _text(_JSON.encode(value).decode().replace("\\u0000", "\\ufffd"))
 
 
-def _unmatched(items: list[_Item], shot_ids: dict[str, int], rate: Fraction, create: bool) -> list[UnmatchedClip]:
+def _unmatched(items: list[_Item], shots: Container[str], rate: Fraction, create: bool) -> list[UnmatchedClip]:
+    """The clips that match no shot (`shots`: the codes the project has once the import is written)."""
     result = []
     for item in items:
         c = item.clip
         if item.match is None:
             reason = "no mapping rule found a shot code"
-        elif item.match.code not in shot_ids:
+        elif item.match.code not in shots:
             reason = f"no shot {item.match.code} in the project" + ("" if create else " (pass --create-shots)")
         else:
             continue
