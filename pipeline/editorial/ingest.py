@@ -130,20 +130,23 @@ def import_cut(session: Session, project: str, path: str | Path, *, options: Rea
     data, stat = _read_file(path)
     session.execute(text("SELECT pg_advisory_xact_lock(:ns, :id)"), {"ns": _LOCK_NAMESPACE, "id": proj.id})
     latest = _latest_revision(session, proj.id)
-    with gc_paused(), ThreadPoolExecutor(1, thread_name_prefix="backlot-hash") as pool:
+    with gc_paused(), ThreadPoolExecutor(2, thread_name_prefix="backlot-import") as pool:
         # gc_paused: tens of thousands of objects per cut, none in a cycle.
         hashing = pool.submit(hash_bytes, data)  # lets go of the interpreter: hashes while the file is read
         if latest is not None and latest.file_size == len(data):  # maybe the same import again: know first
             if latest.import_key == _import_key(hashing.result(), options, rate, settings, handles, create_shots,
                                                 name_unmatched):
                 return load_import(session, proj, latest, created=False)
+        session.flush()  # a worker reads the latest revision's items on the session's connection meanwhile
+        latest_rows = pool.submit(_fetch_revision_rows, session.connection().connection.driver_connection,
+                                  latest.id) if latest else None
         read = read_cut_file(path, options, default_rate=rate, data=data, sha256=hashing.result, structs=True)
         key = _import_key(read.sha256, options, rate, settings, handles, create_shots, name_unmatched)
         if read.rate != rate:
             raise CutInputError(Where(read.label), f"the cut runs at {format_rate(read.rate)} fps but project "
                                                    f"{proj.code} at {format_rate(rate)} fps: import it into a project "
                                                    "at that rate, or pass --rate if the file's rate is wrong")
-        plan = _plan_import(session, proj, read, latest, settings, handles, name_unmatched)
+        plan = _plan_import(session, proj, read, latest, latest_rows, settings, handles, name_unmatched)
         stored_hash = _store_original(store, path, read, stat)
         result = _write_import(session, proj, plan, key, stored_hash, create_shots, _actor(actor))
         del read, plan  # freed while the collector is off (see gc_paused)
@@ -180,12 +183,15 @@ class _ImportPlan:
 
 
 def _plan_import(session: Session, proj: Project, read: ReadResult, latest: CutRevision | None,
-                 settings: EditorialSettings, handles: int | None, name_unmatched: str | None) -> _ImportPlan:
+                 latest_items: Future[list[tuple]] | None, settings: EditorialSettings, handles: int | None,
+                 name_unmatched: str | None) -> _ImportPlan:
+    """`latest_items`: the latest revision's _revision_rows, being read by a worker (the session is left
+    alone until they are in)."""
     items = _map_clips(flatten_cut(read, settings.track_policy), settings)
     _name_unmatched(items, name_unmatched)
+    latest_rows = latest_items.result() if latest_items else []
     new_codes = {i.match.code for i in items if i.match}  # every matched item gets shot frames: the new cut's shots
     existing = load_shots(session, proj.id, new_codes)
-    latest_rows = _revision_rows(session, latest.id) if latest else []
     previous = _previous_uses(session, proj.id, latest, latest_rows, items)
     old_codes = {row[1] for row in latest_rows}  # the shots of _shot_cuts_of_rows(latest_rows)
     seen = _seen_before(session, proj.id, latest, new_codes - old_codes)
@@ -403,10 +409,18 @@ def _revision_rows(session: Session, revision_id: int) -> list[tuple]:
     """A revision's items mapped to shot frames, in position order, as plain tuples:
     (position, code, source identity, speed_num, speed_den, freeze, shot frame minus source frame, cut_in,
     cut_out_incl)."""
-    return fetch_rows(session, "SELECT position, shot_code, coalesce(nullif(reel, ''), nullif(media_url, ''), "
-                               "clip_name), speed_num, speed_den, \"freeze\", cut_in - needed_in, cut_in, cut_out_incl "
-                               "FROM cut_items WHERE revision_id = %s AND shot_code IS NOT NULL AND cut_in IS NOT NULL "
-                               "ORDER BY position", (revision_id,))
+    return fetch_rows(session, _REVISION_ROWS, (revision_id,))
+
+
+_REVISION_ROWS = ("SELECT position, shot_code, coalesce(nullif(reel, ''), nullif(media_url, ''), clip_name), "
+                  "speed_num, speed_den, \"freeze\", cut_in - needed_in, cut_in, cut_out_incl FROM cut_items "
+                  "WHERE revision_id = %s AND shot_code IS NOT NULL AND cut_in IS NOT NULL ORDER BY position")
+
+
+def _fetch_revision_rows(connection: psycopg.Connection[Any], revision_id: int) -> list[tuple]:
+    """_revision_rows on the session's connection, from a worker (while the session is left alone)."""
+    with connection.cursor() as cursor:
+        return cursor.execute(_REVISION_ROWS, (revision_id,)).fetchall()
 
 
 def _shot_cuts_of_rows(rows: list[tuple]) -> dict[str, ShotCut]:
