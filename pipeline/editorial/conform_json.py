@@ -39,7 +39,7 @@ _HOOKS = ("post_adapter_read", "post_media_linker", "pre_adapter_write", "post_a
 _DOWNGRADE_ENV = "OTIO_DEFAULT_TARGET_VERSION_FAMILY_LABEL"  # makes OTIO's writer write older schemas
 # OTIO's own references; only ExternalReference has the `target_url` conform keeps as the original media.
 _REFERENCES = ("ExternalReference", "ImageSequenceReference", "MissingReference", "GeneratorReference")
-_DECODER, _ENCODER = msgspec.json.Decoder(), msgspec.json.Encoder()
+_ENCODER = msgspec.json.Encoder()
 
 
 class NotFast(Exception):
@@ -182,21 +182,22 @@ class JsonCut:
     @staticmethod
     def source(clip: Any) -> tuple[Fraction, int, int]:
         """(rate, in point, frames) of the clip's source range, else its media's available range."""
-        source = _value(clip.source_range) or _active_reference(clip).get("available_range")
         try:
-            start, duration = source["start_time"], source["duration"]
-            return exact_rate(start["rate"]), round(start["value"]), round(duration["value"])
-        except (TypeError, KeyError, ValueError, ArithmeticError):
+            source = _RANGE.decode(clip.source_range) if clip.source_range.__class__ is msgspec.Raw else None
+            if source is None:
+                source = _active_reference(clip).available_range
+            start = source.start_time  # type: ignore[union-attr]
+            return exact_rate(start.rate), round(start.value), round(source.duration.value)  # type: ignore[union-attr]
+        except (AttributeError, msgspec.DecodeError, ValueError, ArithmeticError):
             raise NotFast from None
 
     @staticmethod
     def original_media(clip: Any) -> str | None:
         reference = _active_reference(clip)
-        kind = str(reference.get("OTIO_SCHEMA")).rpartition(".")[0]
+        kind = reference.OTIO_SCHEMA.rpartition(".")[0]
         if kind not in _REFERENCES:
             raise NotFast  # a plugin's reference: OTIO knows what its target_url is
-        url = reference.get("target_url") if kind == "ExternalReference" else None
-        return str(url) if url else None
+        return (reference.target_url or None) if kind == "ExternalReference" else None
 
     def relink(self, clip: Any, new: Any, metadata: dict[str, Any]) -> None:
         """What OTIO's `clip.media_reference = ...` does: replace the active reference (of the clip clip_at
@@ -249,21 +250,36 @@ class JsonCut:
                 "start_time": {"OTIO_SCHEMA": time, "rate": rate, "value": float(start)}}
 
 
-def _value(field: Any) -> Any:
-    """A struct field kept as its JSON bytes, read (None when unset)."""
-    if field is msgspec.UNSET:
-        return None
-    return _DECODER.decode(field) if field.__class__ is msgspec.Raw else field
+# What conform reads of a clip's source range and active media reference (kept as their JSON bytes):
+# typed, so that reading them builds no dicts. Other fields are skipped.
+class _Time(msgspec.Struct, gc=False):
+    value: float
+    rate: float
 
 
-def _active_reference(clip: Any) -> dict[str, Any]:
+class _Range(msgspec.Struct, gc=False):
+    start_time: _Time
+    duration: _Time
+
+
+class _Reference(msgspec.Struct, gc=False):
+    OTIO_SCHEMA: str
+    target_url: str | None = None
+    available_range: _Range | None = None
+
+
+_RANGE = msgspec.json.Decoder(_Range | None)
+_REFERENCE = msgspec.json.Decoder(_Reference)
+
+
+def _active_reference(clip: Any) -> _Reference:
     references, key = clip.media_references, clip.active_media_reference_key
     if references.__class__ is not dict or key not in references:
         raise NotFast
-    reference = _DECODER.decode(references[key])
-    if reference.__class__ is not dict:
-        raise NotFast
-    return reference
+    try:
+        return _REFERENCE.decode(references[key])
+    except msgspec.DecodeError:
+        raise NotFast from None
 
 
 @lru_cache(maxsize=1)

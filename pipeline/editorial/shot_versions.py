@@ -18,7 +18,6 @@ from typing import Any, Iterable, NamedTuple
 from sqlalchemy.orm import Session
 
 from pipeline.editorial.sql import fetch_custom_plan
-from pipeline.tracker.records import _Record
 
 _RANGE_TEXT = re.compile(r"^\s*(-?\d+)\s*-\s*(-?\d+)\s*$")
 _JSONB_PAIR = re.compile(r"^\[(-?\d+), (-?\d+)\]$")  # how PostgreSQL prints a jsonb [first, last]
@@ -81,8 +80,7 @@ class Media:
     file: str = ""  # movie: its relative name
 
 
-@dataclass(frozen=True)
-class ShotVersion(_Record):
+class ShotVersion(NamedTuple):  # a named tuple: a conform reads one per shot, thousands
     """The version of a shot that editorial uses, with what it covers and its media."""
 
     shot_id: int
