@@ -24,7 +24,9 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Iterator
+from functools import partial
+from operator import attrgetter
+from typing import Any, Callable, Iterator
 
 import opentimelineio as otio
 
@@ -136,9 +138,9 @@ def _place_clips(read: ReadResult) -> Iterator[_Placed]:
     timeline, rate = read.timeline, read.rate
     start = 0
     if timeline.global_start_time is not None:
-        start = _frames(timeline.global_start_time, rate, _LazyWhere(read), "the timeline's start time")
+        start = _frames(timeline.global_start_time, rate, partial(_where, read), "the timeline's start time")
     stack = timeline.tracks
-    base, window = _enter(stack, start, (None, None), rate, _LazyWhere(read), allow_offset=False)
+    base, window = _enter(stack, start, (None, None), rate, partial(_where, read), allow_offset=False)
     video_index = 0
     for index, track in enumerate(stack):
         if _kind(track) is not _TRACK or track.kind != otio.schema.TrackKind.Video:
@@ -147,7 +149,7 @@ def _place_clips(read: ReadResult) -> Iterator[_Placed]:
         if not track.enabled:
             continue
         name = track.name or f"V{video_index}"
-        track_base, track_window = _enter(track, base, window, rate, _LazyWhere(read), allow_offset=True)
+        track_base, track_window = _enter(track, base, window, rate, partial(_where, read), allow_offset=True)
         yield from _walk_track(track, track_base, track_window, (video_index,), (index,), name, video_index,
                                read, top=True)
 
@@ -172,17 +174,19 @@ def _walk_track(track: Any, base: int, window: tuple[int | None, int | None], la
     previous: _Placed | None = None
     pending_in = 0
     ordinal = 0
+    rate = read.rate
+    lo, hi = window
     for index, child in enumerate(track):
-        where = _LazyWhere(read, child, ordinal if top else None)
+        where = partial(_where, read, child, ordinal if top else None)  # built in C: one per child adds up
         kind = _kind(child)
         if kind is _TRANSITION:
-            in_offset = _frames(child.in_offset, read.rate, where, "a transition's in offset")
-            out_offset = _frames(child.out_offset, read.rate, where, "a transition's out offset")
+            in_offset = _frames(child.in_offset, rate, where, "a transition's in offset")
+            out_offset = _frames(child.out_offset, rate, where, "a transition's out offset")
             if previous is not None:
                 previous.transition_out = max(previous.transition_out, out_offset)
             pending_in = max(0, in_offset)
             continue
-        duration = _item_duration(child, read.rate, where)
+        duration = _item_duration(child, rate, where)
         start = base + position
         position += duration
         if kind is _CLIP:
@@ -192,7 +196,7 @@ def _walk_track(track: Any, base: int, window: tuple[int | None, int | None], la
             placed.transition_in = pending_in
             pending_in = 0
             previous = placed
-            if child.enabled and _overlaps((start, start + duration), window):
+            if child.enabled and (hi is None or start < hi) and (lo is None or start + duration > lo):  # overlaps
                 yield _clip_in_window(placed, window)
             continue
         pending_in = 0
@@ -212,7 +216,7 @@ def _walk_stack(stack: Any, base: int, window: tuple[int | None, int | None], la
                 path: tuple[int, ...], name: str, video_index: int, read: ReadResult) -> Iterator[_Placed]:
     """A nested stack: its children start together; later ones are on top."""
     for index, child in enumerate(stack):
-        where = _LazyWhere(read, child, None)
+        where = partial(_where, read, child, None)
         if not getattr(child, "enabled", True):
             continue
         kind = _kind(child)
@@ -312,17 +316,13 @@ def _frames(time: Any, rate: Fraction, where: "_LazyWhere", what: str) -> int:
     return frames
 
 
-class _LazyWhere:
-    """Where an item is, worked out only when there is an error to report."""
+def _where(read: ReadResult, item: Any = None, ordinal: int | None = None) -> Where:
+    """Where an item is (the walk passes it on as a partial, worked out only when there is an error to report)."""
+    name = getattr(item, "name", None) if item is not None else None
+    return read.where(name, ordinal)
 
-    __slots__ = ("read", "item", "ordinal")
 
-    def __init__(self, read: ReadResult, item: Any = None, ordinal: int | None = None):
-        self.read, self.item, self.ordinal = read, item, ordinal
-
-    def __call__(self) -> Where:
-        name = getattr(self.item, "name", None) if self.item is not None else None
-        return self.read.where(name, self.ordinal)
+_LazyWhere = Callable[[], Where]
 
 
 # -- what is visible ---------------------------------------------------------------------------
@@ -335,7 +335,7 @@ def _choose(placed: list[_Placed], policy: str, read: ReadResult) -> list[tuple[
         placed = _one_track(placed, policy, read)
     coverage = _Coverage()
     chosen = []
-    for p in sorted(placed, key=lambda p: p.layer, reverse=True):
+    for p in sorted(placed, key=attrgetter("layer"), reverse=True):
         end = p.record_in + p.duration
         for a, b in coverage.uncovered(p.record_in, end):
             chosen.append((p, a, b))
