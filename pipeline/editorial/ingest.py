@@ -208,24 +208,30 @@ def _write_import(session: Session, proj: Project, plan: _ImportPlan, key: str, 
     revision = _insert_revision(session, proj, read, key, plan.settings, plan.items, plan.latest, stored_hash,
                                 actor)
     existing_ids = {code: shot.id for code, shot in existing.items()}
-    with _copying(session) as copy:
-        copy("cut_items", _ITEM_COLUMNS, _item_lines(revision.id, plan.items))
+    with _writing(session) as write:
+        write.copy("cut_items", _ITEM_COLUMNS, _item_lines(revision.id, plan.items))
         # Python works out the shots, the change list and the result, and lets the cut's objects go, while
         # the server stores the rows (no queries in here). New shots have no versions: the impact needs
         # only the existing ones.
         plan.work_out_shots()
         changes = diff_cuts(_shot_cuts_of_rows(plan.latest_rows), plan.new_cuts, plan.seen_before,
                             _impact_of_shot(existing_ids, plan.shots, plan.versions))
-        copy("cut_changes", _CHANGE_COLUMNS, [_change_line(revision.id, change) for change in changes])
-        will_exist = existing.keys() | (plan.shots.keys() if create_shots else set())
+        write.copy("cut_changes", _CHANGE_COLUMNS, [_change_line(revision.id, change) for change in changes])
+        shots = plan.shots
+        changed_shots = [(existing[c], p) for c, p in shots.items() if c in existing]
+        updated: list[str] | None = None
+        if not shot_writes.sequences_wanted(changed_shots):  # no sequence to find or create: the worker updates
+            updated, statement = shot_writes.shot_updates(changed_shots, {})
+            if statement is not None:
+                write.execute("shots", *statement)
+        will_exist = existing.keys() | (shots.keys() if create_shots else set())
         unmatched = _unmatched(plan.items, will_exist, read.rate, create_shots)
         clips = len(plan.items)
         plan.release()
-    shots = plan.shots
+    if updated is None:
+        updated = shot_writes.update_shots(session, proj, changed_shots, actor)
     created_ids = shot_writes.create_shots(session, proj, [p for c, p in shots.items() if c not in existing], actor) \
         if create_shots else {}
-    updated = shot_writes.update_shots(session, proj, [(existing[c], p) for c, p in shots.items() if c in existing],
-                                       actor)
     shot_writes.clear_order(session, plan.omitted_ids)
     session.add(Event(project_id=proj.id, kind=EventKind.cut_imported, actor=actor,
                       payload={"cut_revision": revision.number, "file": read.label, "adapter": read.adapter,
@@ -538,40 +544,55 @@ _COPY_CHUNK = 1024  # rows per write (~200 kB): the server stores one chunk whil
 _END = None  # the last "chunk" of a table's rows
 
 
-@contextlib.contextmanager
-def _copying(session: Session) -> Iterator[Callable[[str, tuple[str, ...], Iterable[str]], None]]:
-    """COPY rows into tables through the session's own connection (same transaction), from a worker thread.
+class _Writer:
+    """What _writing yields: rows (COPY) and statements for its worker to send, in the order given."""
 
-    Yields `copy(table, columns, lines)` (rows in COPY text format). This thread formats the rows
-    in chunks and goes on; the worker sends them and then waits while the server stores them and
-    runs the per-row checks (the foreign keys are checked at the end of each COPY), all of which
-    lets go of the interpreter, so Python works on meanwhile (there are two cores). Tables are
-    copied in the order given. The block ends when the server has stored everything; nothing in
-    it may use the session (its connection is the worker's). What the session holds is flushed first.
+    def __init__(self, connection: psycopg.Connection[Any], worker: ThreadPoolExecutor):
+        self.connection, self.worker = connection, worker
+        self.jobs: list[tuple[str, Future[None]]] = []  # (what, job)
+        self.chunks: list[queue.SimpleQueue[str | None | BaseException]] = []
+
+    def copy(self, table: str, columns: tuple[str, ...], lines: Iterable[str]) -> None:
+        """COPY `lines` (rows in COPY text format) into `table`; this thread formats them in chunks as the
+        worker sends them."""
+        self.chunks.append(queue.SimpleQueue())
+        self.jobs.append((table, self.worker.submit(_copy_rows, self.connection, table, columns, self.chunks[-1])))
+        _put_chunks(self.chunks[-1], lines)
+
+    def execute(self, what: str, sql: str, params: Any) -> None:
+        self.jobs.append((what, self.worker.submit(_execute, self.connection, sql, params)))
+
+
+@contextlib.contextmanager
+def _writing(session: Session) -> Iterator[_Writer]:
+    """Write through the session's own connection (same transaction) from a worker thread.
+
+    The worker sends the rows and statements given to the yielded _Writer, and waits while the
+    server stores them and runs the per-row checks (the foreign keys are checked at the end of
+    each COPY), all of which lets go of the interpreter, so Python works on meanwhile (there are
+    two cores). The block ends when the server has done everything; nothing in it may use the
+    session (its connection is the worker's). What the session holds is flushed first.
     """
     session.flush()
-    connection = session.connection().connection.driver_connection
-    copies: list[tuple[str, Future[None]]] = []
-    with ThreadPoolExecutor(1, thread_name_prefix="backlot-copy") as worker:
-        chunks: list[queue.SimpleQueue[str | None | BaseException]] = []
-
-        def copy(table: str, columns: tuple[str, ...], lines: Iterable[str]) -> None:
-            chunks.append(queue.SimpleQueue())
-            copies.append((table, worker.submit(_copy_rows, connection, table, columns, chunks[-1])))
-            _put_chunks(chunks[-1], lines)
-
+    with ThreadPoolExecutor(1, thread_name_prefix="backlot-write") as worker:
+        writer = _Writer(session.connection().connection.driver_connection, worker)
         try:
-            yield copy
+            yield writer
         except BaseException as exc:
-            for waiting in chunks:
+            for waiting in writer.chunks:
                 waiting.put(exc)  # the worker fails its COPY (the server discards it)
             raise
-    for table, done in copies:
+    for what, done in writer.jobs:
         try:
             done.result()
         except psycopg.Error as exc:
             message = (exc.diag.message_primary if exc.diag else None) or str(exc)
-            raise DatabaseError(f"the database refused the cut's {table}: {message}") from exc
+            raise DatabaseError(f"the database refused the cut's {what}: {message}") from exc
+
+
+def _execute(connection: psycopg.Connection[Any], sql: str, params: Any) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def _put_chunks(chunks: queue.SimpleQueue[str | None | BaseException], lines: Iterable[str]) -> None:

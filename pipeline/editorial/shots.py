@@ -64,29 +64,43 @@ def create_shots(session: Session, proj: Project, plans: list[ShotPlan], actor: 
     return {code: shot_id for shot_id, code in created}
 
 
+_UPDATE_SHOTS = """
+    UPDATE shots AS s SET cut_in = u.cut_in, cut_out = u.cut_out, handles = u.handles,
+           editorial_order = u.editorial_order, sequence_id = u.sequence_id
+    FROM unnest(%s::int[], %s::int[], %s::int[], %s::int[], %s::int[], %s::int[])
+         AS u(id, cut_in, cut_out, handles, editorial_order, sequence_id)
+    WHERE s.id = u.id
+"""  # one statement over arrays: hundreds of shots in one round trip and one plan
+
+
 def update_shots(session: Session, proj: Project, changes: list[tuple[ExistingShot, ShotPlan]], actor: str) -> list[str]:
     """Write new cut ranges, handles, order and (when a shot has none) sequence; returns the codes changed."""
-    sequences = _sequence_ids(session, proj, {p.sequence for s, p in changes if p.sequence and s.sequence_id is None},
-                              actor)
+    codes, statement = shot_updates(changes, _sequence_ids(session, proj, sequences_wanted(changes), actor))
+    if statement is not None:
+        session.flush()
+        with session.connection().connection.driver_connection.cursor() as cursor:
+            cursor.execute(*statement)
+    return codes
+
+
+def sequences_wanted(changes: list[tuple[ExistingShot, ShotPlan]]) -> set[str]:
+    """The sequences that shots without one get from the cut (update_shots finds or creates them)."""
+    return {p.sequence for s, p in changes if p.sequence and s.sequence_id is None}
+
+
+def shot_updates(changes: list[tuple[ExistingShot, ShotPlan]],
+                 sequences: dict[str, int]) -> tuple[list[str], tuple[str, list[list[int | None]]] | None]:
+    """The codes of the shots whose row changes, and the statement (SQL, parameters) that writes them
+    (None when none does); `sequences`: the ids of sequences_wanted(changes)."""
     rows = []
     for shot, plan in changes:
         sequence_id = shot.sequence_id if shot.sequence_id is not None else sequences.get(plan.sequence)
         wanted = (plan.cut_in, plan.cut_out_incl, plan.handles, plan.editorial_order, sequence_id)
         if wanted != (shot.cut_in, shot.cut_out_incl, shot.handles, shot.editorial_order, shot.sequence_id):
             rows.append((shot.id,) + wanted)
-    if rows:
-        session.flush()
-        with session.connection().connection.driver_connection.cursor() as cursor:
-            # One statement over arrays: hundreds of shots in one round trip and one plan.
-            cursor.execute("""
-                UPDATE shots AS s SET cut_in = u.cut_in, cut_out = u.cut_out, handles = u.handles,
-                       editorial_order = u.editorial_order, sequence_id = u.sequence_id
-                FROM unnest(%s::int[], %s::int[], %s::int[], %s::int[], %s::int[], %s::int[])
-                     AS u(id, cut_in, cut_out, handles, editorial_order, sequence_id)
-                WHERE s.id = u.id
-            """, [list(column) for column in zip(*rows)])
     by_id = {shot.id: shot.code for shot, _ in changes}
-    return [by_id[row[0]] for row in rows]
+    codes = [by_id[row[0]] for row in rows]
+    return codes, ((_UPDATE_SHOTS, [list(column) for column in zip(*rows)]) if rows else None)
 
 
 def clear_order(session: Session, shot_ids: list[int]) -> None:

@@ -167,6 +167,19 @@ def test_unmatched_clips_and_shot_creation(session, samples):
     assert named.unmatched == []
 
 
+def test_a_shot_without_sequence_gets_the_cuts(session, samples):
+    """Shots are updated from the import's writer thread, except when a sequence must be found or made."""
+    pipeline.create_project(session, "film", fps="24")
+    pipeline.create_shot(session, "film", "079_HA_0010", sequence="seqA", frames=10)
+    pipeline.create_shot(session, "film", "079_HA_0030", frames=10)
+    result = import_cut(session, "film", samples / "079_HA_V05.edl")
+    assert result.shots_updated == ["079_HA_0010", "079_HA_0030"]
+    first, second = (pipeline.get_shot(session, "film", code) for code in ("079_HA_0010", "079_HA_0030"))
+    assert (first.sequence, first.editorial_order, second.sequence, second.editorial_order) == \
+        ("seqA", 1, "079_HA", 2)
+    assert [s.code for s in pipeline.list_sequences(session, "film")] == ["079_HA", "seqA"]
+
+
 def test_every_sample_otio_reads_imports(session, samples):
     pipeline.create_project(session, "film", fps="24")
     imported = 0
