@@ -61,7 +61,7 @@ class ShotCut(NamedTuple):
         return tuple(u.retime for u in self.uses)
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: an import makes one per shot, and frozen fields are set the slow way
 class ShotChange(_Record):
     shot: str
     kinds: tuple[str, ...]
