@@ -33,6 +33,7 @@ import msgspec
 import opentimelineio as otio
 
 from pipeline.editorial.frames import exact_rate
+from pipeline.editorial.otio_json import TimeRange
 
 # Hooks run by OTIO's adapters around a read or a write: a plain JSON conform would skip them.
 _HOOKS = ("post_adapter_read", "post_media_linker", "pre_adapter_write", "post_adapter_write")
@@ -93,9 +94,12 @@ _Unset = msgspec.UnsetType
 _UNSET = msgspec.UNSET
 
 
-class _Item(msgspec.Struct, **_STRUCT):
+class _WithMetadata(msgspec.Struct, **_STRUCT):  # OTIO's SerializableObjectWithMetadata
     metadata: msgspec.Raw | _Unset = _UNSET
     name: msgspec.Raw | _Unset = _UNSET
+
+
+class _Item(_WithMetadata):  # OTIO's Item
     source_range: msgspec.Raw | _Unset = _UNSET
     effects: msgspec.Raw | _Unset = _UNSET
     markers: msgspec.Raw | _Unset = _UNSET
@@ -115,9 +119,7 @@ class _Gap(_Item, tag=_schema("Gap")):
     pass
 
 
-class _Transition(msgspec.Struct, tag=_schema("Transition"), **_STRUCT):
-    metadata: msgspec.Raw | _Unset = _UNSET
-    name: msgspec.Raw | _Unset = _UNSET
+class _Transition(_WithMetadata, tag=_schema("Transition")):
     in_offset: msgspec.Raw | _Unset = _UNSET
     out_offset: msgspec.Raw | _Unset = _UNSET
     transition_type: msgspec.Raw | _Unset = _UNSET
@@ -132,9 +134,9 @@ class _Track(_Item, tag=_schema("Track")):
     kind: msgspec.Raw | _Unset = _UNSET
 
 
-class _Timeline(msgspec.Struct, tag=_schema("Timeline"), **_STRUCT):
-    metadata: dict[str, msgspec.Raw] | _Unset = _UNSET
-    name: str | _Unset = _UNSET
+class _Timeline(_WithMetadata, tag=_schema("Timeline")):
+    metadata: dict[str, msgspec.Raw] | _Unset = _UNSET  # type: ignore[assignment]
+    name: str | _Unset = _UNSET  # type: ignore[assignment]
     global_start_time: msgspec.Raw | _Unset = _UNSET
     tracks: _Stack | _Unset = _UNSET
 
@@ -251,24 +253,14 @@ class JsonCut:
 
 
 # What conform reads of a clip's source range and active media reference (kept as their JSON bytes):
-# typed, so that reading them builds no dicts. Other fields are skipped.
-class _Time(msgspec.Struct, gc=False):
-    value: float
-    rate: float
-
-
-class _Range(msgspec.Struct, gc=False):
-    start_time: _Time
-    duration: _Time
-
-
+# typed (the import's time structs), so that reading them builds no dicts. Other fields are skipped.
 class _Reference(msgspec.Struct, gc=False):
     OTIO_SCHEMA: str
     target_url: str | None = None
-    available_range: _Range | None = None
+    available_range: TimeRange | None = None
 
 
-_RANGE = msgspec.json.Decoder(_Range | None)
+_RANGE = msgspec.json.Decoder(TimeRange | None)
 _REFERENCE = msgspec.json.Decoder(_Reference)
 
 
