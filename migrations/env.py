@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from pipeline.db.schema import Base
+from backlot.db.schema import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -1,20 +1,20 @@
-"""Backlot's core library: `import pipeline` is the TD's API.
+"""Backlot's core library: `import backlot` is the TD's API.
 
-    import pipeline
+    import backlot
 
-    with pipeline.session() as s:
-        pipeline.create_project(s, "film")
-        art = pipeline.publish_version(s, "film", "characters/mara", ["mara.png"], kind="concept_art")
-        pipeline.set_status(s, art.ref, "approved", note="final look")
-        for stale in pipeline.find_stale_versions(s, "film"):
+    with backlot.session() as s:
+        backlot.create_project(s, "film")
+        art = backlot.publish_version(s, "film", "characters/mara", ["mara.png"], kind="concept_art")
+        backlot.set_status(s, art.ref, "approved", note="final look")
+        for stale in backlot.find_stale_versions(s, "film"):
             print(stale.ref, stale.reason.path)
 
 Heavy libraries (torch, diffusers) are never imported here.
 """
 
-from pipeline.db.engine import get_engine, session_scope as session
-from pipeline.errors import BacklotError, ConflictError, DatabaseError, InvalidInputError, NotFoundError
-from pipeline.lineage import (
+from backlot.db.engine import get_engine, session_scope as session
+from backlot.errors import BacklotError, ConflictError, DatabaseError, InvalidInputError, NotFoundError
+from backlot.lineage import (
     LineageEdge,
     PlanItem,
     StaleReason,
@@ -24,10 +24,10 @@ from pipeline.lineage import (
     get_outputs,
     plan_regeneration,
 )
-from pipeline.refs import AssetRef, VersionRef, parse_asset_ref, parse_version_ref
-from pipeline.storage import Store
-from pipeline.tracker import *  # noqa: F403 - the tracker's public functions and records
-from pipeline.tracker import __all__ as _tracker_all
+from backlot.refs import AssetRef, VersionRef, parse_asset_ref, parse_version_ref
+from backlot.storage import Store
+from backlot.tracker import *  # noqa: F403 - the tracker's public functions and records
+from backlot.tracker import __all__ as _tracker_all
 
 __all__ = [
     "AssetRef", "BacklotError", "ConflictError", "DatabaseError", "InvalidInputError", "LineageEdge",

@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import InvalidInputError
+from backlot.errors import InvalidInputError
 
 
 @dataclass(frozen=True)

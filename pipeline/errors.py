@@ -1,4 +1,4 @@
-"""Typed exceptions raised by the pipeline API.
+"""Typed exceptions raised by the `backlot` API.
 
 Every error a user can cause is a `BacklotError`; the CLI prints its message on one
 line and exits with code 2. Messages say what is wrong and what to do.

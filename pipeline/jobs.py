@@ -2,7 +2,7 @@
 
 `request_job` writes a row in the caller's transaction (so a job exists exactly when the
 change that asked for it commits). Workers claim, report progress and finish jobs through
-the other functions here; the dispatcher (services.worker) asks `jobs_to_send` what to hand
+the other functions here; the dispatcher (backlot.services.worker) asks `jobs_to_send` what to hand
 to the broker. Nothing here knows about Celery.
 """
 
@@ -16,13 +16,13 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from pipeline.db.jobs import ACTIVE_STATES, Job, JobKind, JobState
-from pipeline.db.models import EventKind
-from pipeline.errors import ConflictError, InvalidInputError, NotFoundError
-from pipeline.tracker.choices import parse_choice
-from pipeline.tracker.events import record_event
-from pipeline.tracker.projects import _actor, find_project
-from pipeline.tracker.records import _Record
+from backlot.db.jobs import ACTIVE_STATES, Job, JobKind, JobState
+from backlot.db.models import EventKind
+from backlot.errors import ConflictError, InvalidInputError, NotFoundError
+from backlot.tracker.choices import parse_choice
+from backlot.tracker.events import record_event
+from backlot.tracker.projects import _actor, find_project
+from backlot.tracker.records import _Record
 
 QUEUES = {JobKind.train_adapter: "gpu", JobKind.render_shot: "gpu", JobKind.rerender: "gpu"}
 
@@ -87,14 +87,14 @@ def get_job(session: Session, job_id: int) -> JobRecord:
 
 
 def find_project_code(session: Session, project_id: int) -> str:
-    from pipeline.db.models import Project
+    from backlot.db.models import Project
 
     return session.get(Project, project_id).code
 
 
 def list_jobs(session: Session, project: str | None = None, *, active_only: bool = False,
               batch: str | None = None, limit: int = 200) -> list[JobRecord]:
-    from pipeline.db.models import Project
+    from backlot.db.models import Project
 
     stmt = select(Job, Project.code).join(Project, Project.id == Job.project_id).order_by(Job.id.desc()).limit(limit)
     if project:

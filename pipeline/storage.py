@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from pipeline.errors import InvalidInputError
+from backlot.errors import InvalidInputError
 
 CHUNK = 1 << 20
 

@@ -22,8 +22,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from pipeline.db import migrate
-from pipeline.db.embedded import EmbeddedPostgres
+from backlot.db import migrate
+from backlot.db.embedded import EmbeddedPostgres
 
 TEMPLATE = "backlot_template"
 
@@ -72,7 +72,7 @@ def create_database(template_url: str, prefix: str = "t", *, migrated: bool = Tr
 
 
 def drop_database(url: str) -> None:
-    from pipeline.db.engine import _engine_for
+    from backlot.db.engine import _engine_for
 
     for engine in [_engine_for(url)]:
         engine.dispose()
@@ -111,7 +111,7 @@ def db_url(template_url, env, monkeypatch) -> Iterator[str]:
 @pytest.fixture
 def session(shared_db_url, env) -> Iterator[Session]:
     """A session whose work is rolled back at the end of the test (commits become savepoints)."""
-    from pipeline.db.engine import _engine_for
+    from backlot.db.engine import _engine_for
 
     engine = _engine_for(shared_db_url)
     with engine.connect() as conn:
@@ -126,7 +126,7 @@ def run(db_url):
     """Run a `backlot` command in-process against the test database; checks its exit code."""
     from typer.testing import CliRunner
 
-    from services.cli.app import app
+    from backlot.services.cli.app import app
 
     runner = CliRunner()
 

@@ -5,7 +5,7 @@
 The database is disposable: BACKLOT_OPENASSETIO_TEST_DATABASE_URL when set (a migrated,
 empty database, e.g. the clone tests/openassetio/test_compliance.py makes), else an
 embedded PostgreSQL in a temporary BACKLOT_HOME, started here and stopped at exit. It is
-seeded through the pipeline API; the store and source files live in a temporary folder.
+seeded through the `backlot` API; the store and source files live in a temporary folder.
 Expected error messages are spelled out, so a change of wording shows up here.
 """
 
@@ -20,12 +20,12 @@ from pathlib import Path
 from openassetio.trait import TraitsData
 from sqlalchemy import create_engine
 
-import pipeline
-from pipeline.db import migrate
-from pipeline.db.embedded import EmbeddedPostgres
-from pipeline.db.engine import session_scope
+import backlot
+from backlot.db import migrate
+from backlot.db.embedded import EmbeddedPostgres
+from backlot.db.engine import session_scope
 
-from integrations.openassetio import traits as t
+from backlot.integrations.openassetio import traits as t
 
 PROJECT = "compliance"
 ROOT = Path(tempfile.mkdtemp(prefix="backlot-oaio-"))
@@ -51,15 +51,15 @@ def _source(name: str) -> Path:
     return path
 
 
-def _seed(url: str, store: pipeline.Store) -> None:
+def _seed(url: str, store: backlot.Store) -> None:
     """characters/mara (concept art, v1 approved, v2), adapters/mara v1 and v2 trained on mara v1,
     and register/target, the asset the register test publishes to."""
     engine = create_engine(url)
     with session_scope(engine) as s:
-        pipeline.create_project(s, PROJECT, fps="24")
+        backlot.create_project(s, PROJECT, fps="24")
 
-        def publish(asset: str, name: str, kind: str, **kw) -> pipeline.VersionRecord:
-            return pipeline.publish_version(s, PROJECT, asset, [_source(name)], kind=kind, store=store,
+        def publish(asset: str, name: str, kind: str, **kw) -> backlot.VersionRecord:
+            return backlot.publish_version(s, PROJECT, asset, [_source(name)], kind=kind, store=store,
                                             actor="compliance", **kw)
 
         art = publish("characters/mara", "mara_v1.png", "concept_art", status="approved")
@@ -73,7 +73,7 @@ def _seed(url: str, store: pipeline.Store) -> None:
 
 URL = _database()
 STORE = ROOT / "store"
-_seed(URL, pipeline.Store(str(STORE)))
+_seed(URL, backlot.Store(str(STORE)))
 
 REF = f"backlot:///{PROJECT}"
 MARA = f"{REF}/characters/mara"

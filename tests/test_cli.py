@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
-from pipeline.db import migrate
-from services.cli.app import app
+from backlot.db import migrate
+from backlot.services.cli.app import app
 
 
 def rows(db_url, sql):

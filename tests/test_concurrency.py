@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import pipeline
-from pipeline.storage import Store
+import backlot
+from backlot.storage import Store
 
 pytestmark = pytest.mark.slow
 
@@ -23,15 +23,15 @@ def _publisher(worker: int, src: str, barrier) -> list[int]:
     for i in range(EACH):
         path = Path(src) / f"w{worker}_{i}.png"
         path.write_bytes(f"frame from worker {worker}, publish {i}".encode())
-        with pipeline.session() as s:
-            numbers.append(pipeline.publish_version(s, "film", "shots/hot/main", [path], kind="shot_render",
+        with backlot.session() as s:
+            numbers.append(backlot.publish_version(s, "film", "shots/hot/main", [path], kind="shot_render",
                                                     metadata={"worker": worker, "i": i}).number)
     return numbers
 
 
 def test_eight_processes_publishing_to_one_asset(db_url, tmp_path):
-    with pipeline.session() as s:
-        pipeline.create_project(s, "film")
+    with backlot.session() as s:
+        backlot.create_project(s, "film")
     src = tmp_path / "src"
     src.mkdir()
     ctx = mp.get_context("spawn")
@@ -41,10 +41,10 @@ def test_eight_processes_publishing_to_one_asset(db_url, tmp_path):
     returned = sorted(n for numbers in results for n in numbers)
     assert returned == list(range(1, WORKERS * EACH + 1))
 
-    with pipeline.session() as s:
-        versions = pipeline.list_versions(s, "film", "shots/hot/main")
+    with backlot.session() as s:
+        versions = backlot.list_versions(s, "film", "shots/hot/main")
         assert [v.number for v in versions] == list(range(1, WORKERS * EACH + 1))
-        assert pipeline.get_asset(s, "film", "shots/hot/main").latest_number == WORKERS * EACH
+        assert backlot.get_asset(s, "film", "shots/hot/main").latest_number == WORKERS * EACH
     store = Store(os.environ["BACKLOT_STORE"])
     assert store.count_objects() == WORKERS * EACH
     for v in versions:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from pipeline.db.embedded import EmbeddedPostgres, _pid_alive
+from backlot.db.embedded import EmbeddedPostgres, _pid_alive
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +19,7 @@ def backlot(home, *args, check=True):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     env["BACKLOT_HOME"] = str(home)
     env["BACKLOT_STORE"] = str(home / "store")
-    result = subprocess.run([sys.executable, "-m", "services.cli", *args], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "backlot.services.cli", *args], capture_output=True, text=True,
                             env=env, timeout=180)
     if check:
         assert result.returncode == 0, result.stderr

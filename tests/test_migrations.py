@@ -7,8 +7,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
-from pipeline.db import migrate
-from pipeline.db.schema import Base
+from backlot.db import migrate
+from backlot.db.schema import Base
 from tests.conftest import create_database, drop_database
 
 

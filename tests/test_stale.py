@@ -9,20 +9,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-import pipeline
+import backlot
 
 
 def publish(session, files, project, asset, kind="reference", inputs=(), status="wip"):
-    return pipeline.publish_version(session, project, asset, [files("f", "same bytes")], kind=kind,
+    return backlot.publish_version(session, project, asset, [files("f", "same bytes")], kind=kind,
                                     inputs=list(inputs), status=status)
 
 
 def stale_map(session, project):
-    return {s.ref: s.reason for s in pipeline.find_stale_versions(session, project)}
+    return {s.ref: s.reason for s in backlot.find_stale_versions(session, project)}
 
 
 def test_superseded_concept_art_makes_adapter_and_shots_stale(session, files):
-    pipeline.create_project(session, "film")
+    backlot.create_project(session, "film")
     art1 = publish(session, files, "film", "art/mara", "concept_art", status="approved")
     base = publish(session, files, "film", "base", "base_model", status="approved")
     ad1 = publish(session, files, "film", "adapters/mara", "adapter",
@@ -34,7 +34,7 @@ def test_superseded_concept_art_makes_adapter_and_shots_stale(session, files):
 
     art2 = publish(session, files, "film", "art/mara", "concept_art")
     assert stale_map(session, "film") == {}, "a newer wip does not supersede under the approved policy"
-    pipeline.set_status(session, art2.ref, "approved")
+    backlot.set_status(session, art2.ref, "approved")
     stale = stale_map(session, "film")
     assert set(stale) == {ad1.ref, sh1.ref, sh2.ref}
     assert other.ref not in stale and art1.ref not in stale
@@ -45,48 +45,48 @@ def test_superseded_concept_art_makes_adapter_and_shots_stale(session, files):
     assert stale[sh2.ref].path == [sh2.ref, ad1.ref, art1.ref], "the shortest path wins"
 
     # Rejecting the new art un-supersedes the old one: nothing is stale any more.
-    pipeline.set_status(session, art2.ref, "rejected", note="off model")
+    backlot.set_status(session, art2.ref, "rejected", note="off model")
     assert stale_map(session, "film") == {}
 
 
 def test_regenerated_from_does_not_make_the_new_version_stale(session, files):
-    pipeline.create_project(session, "film")
+    backlot.create_project(session, "film")
     v1 = publish(session, files, "film", "shots/a", "shot_render", status="approved")
     v2 = publish(session, files, "film", "shots/a", "shot_render", [("regenerated_from", v1.ref)])
-    pipeline.set_status(session, v2.ref, "approved")
+    backlot.set_status(session, v2.ref, "approved")
     assert stale_map(session, "film") == {}
 
 
 def test_latest_policy_and_switching_policy(session, files):
-    pipeline.create_project(session, "film", stale_policy="latest")
+    backlot.create_project(session, "film", stale_policy="latest")
     art1 = publish(session, files, "film", "art", "concept_art", status="approved")
     shot = publish(session, files, "film", "shot", "shot_render", [("concept_art", art1.ref)], status="approved")
     art2 = publish(session, files, "film", "art", "concept_art")  # wip, but newer
     assert set(stale_map(session, "film")) == {shot.ref}
     assert stale_map(session, "film")[shot.ref].superseded_by == art2.ref
-    pipeline.set_stale_policy(session, "film", "approved")
+    backlot.set_stale_policy(session, "film", "approved")
     assert stale_map(session, "film") == {}
-    pipeline.set_stale_policy(session, "film", "latest")
+    backlot.set_stale_policy(session, "film", "latest")
     assert set(stale_map(session, "film")) == {shot.ref}
 
 
 def test_only_current_versions_are_reported(session, files):
-    pipeline.create_project(session, "film")
+    backlot.create_project(session, "film")
     art1 = publish(session, files, "film", "art", "concept_art", status="approved")
     old = publish(session, files, "film", "shot", "shot_render", [("concept_art", art1.ref)], status="approved")
     middle = publish(session, files, "film", "shot", "shot_render", [("concept_art", art1.ref)])
     latest = publish(session, files, "film", "shot", "shot_render", [("concept_art", art1.ref)])
-    pipeline.set_status(session, publish(session, files, "film", "art", "concept_art").ref, "approved")
+    backlot.set_status(session, publish(session, files, "film", "art", "concept_art").ref, "approved")
     assert set(stale_map(session, "film")) == {old.ref, latest.ref}
     assert middle.ref not in stale_map(session, "film")
 
 
 def test_stale_is_per_project(session, files):
     for code in ("a", "b"):
-        pipeline.create_project(session, code)
+        backlot.create_project(session, code)
         art = publish(session, files, code, "art", "concept_art", status="approved")
         publish(session, files, code, "shot", "shot_render", [("concept_art", art.ref)])
-    pipeline.set_status(session, publish(session, files, "a", "art", "concept_art").ref, "approved")
+    backlot.set_status(session, publish(session, files, "a", "art", "concept_art").ref, "approved")
     assert set(stale_map(session, "a")) == {"a/shot@1"}
     assert stale_map(session, "b") == {}
 
@@ -141,7 +141,7 @@ _counter = itertools.count()
 @given(ops=st.lists(operation, min_size=1, max_size=14))
 def test_stale_matches_the_definition(session, files, ops):
     code = f"prop{next(_counter)}"
-    project = pipeline.create_project(session, code)
+    project = backlot.create_project(session, code)
     versions: dict[int, tuple[int, int, int, str]] = {}
     edges: list[tuple[int, int, str]] = []
     policy = "approved"
@@ -155,12 +155,12 @@ def test_stale_matches_the_definition(session, files, ops):
             edges += [(version.id, i, ROLES[r]) for r, i in inputs]
         elif op[0] == "status" and ids:
             vid = ids[op[1] % len(ids)]
-            pipeline.set_status(session, vid, op[2])
+            backlot.set_status(session, vid, op[2])
             versions[vid] = (*versions[vid][:3], op[2])
         elif op[0] == "policy":
             policy = op[1]
-            pipeline.set_stale_policy(session, code, policy)
-    found = {s.id: s for s in pipeline.find_stale_versions(session, code)}
+            backlot.set_stale_policy(session, code, policy)
+    found = {s.id: s for s in backlot.find_stale_versions(session, code)}
     assert set(found) == reference_stale(versions, edges, policy)
     for stale in found.values():  # every reported path is a real chain ending at a superseded input
         assert stale.reason.path[0] == stale.ref and stale.reason.path[-1] == stale.reason.input

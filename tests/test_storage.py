@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-import pipeline
-from pipeline.errors import InvalidInputError
-from pipeline.storage import Store, check_relative_name, hash_file, manifest_hash, plan_files
+import backlot
+from backlot.errors import InvalidInputError
+from backlot.storage import Store, check_relative_name, hash_file, manifest_hash, plan_files
 
 
 def test_version_files_are_stored_by_hash_and_kept_together(tmp_path, files):
@@ -37,10 +37,10 @@ def test_same_bytes_twice_store_nothing_new(tmp_path, files):
 
 
 def test_published_versions_share_objects(session, files):
-    pipeline.create_project(session, "film")
+    backlot.create_project(session, "film")
     store = Store(os.environ["BACKLOT_STORE"])
-    a = pipeline.publish_version(session, "film", "a", [files("x.png", "pixels")], kind="reference")
-    b = pipeline.publish_version(session, "film", "b", [files("y/x.png", "pixels")], kind="reference")
+    a = backlot.publish_version(session, "film", "a", [files("x.png", "pixels")], kind="reference")
+    b = backlot.publish_version(session, "film", "b", [files("y/x.png", "pixels")], kind="reference")
     assert a.content_hash == b.content_hash and store.count_objects() == 1
 
 

@@ -7,7 +7,7 @@ two directions; `sync` runs them with a report. Import cost stays small: gazu is
 the commands that need it.
 """
 
-from integrations.kitsu.links import DEFAULT_STATUS_MAP, LinkRecord, get_link, link_project
-from integrations.kitsu.sync import SyncReport, sync_project
+from backlot.integrations.kitsu.links import DEFAULT_STATUS_MAP, LinkRecord, get_link, link_project
+from backlot.integrations.kitsu.sync import SyncReport, sync_project
 
 __all__ = ["DEFAULT_STATUS_MAP", "LinkRecord", "SyncReport", "get_link", "link_project", "sync_project"]

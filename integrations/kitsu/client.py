@@ -8,7 +8,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Callable
 
-from pipeline.errors import BacklotError
+from backlot.errors import BacklotError
 
 
 class KitsuError(BacklotError):

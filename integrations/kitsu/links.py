@@ -16,13 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from integrations.kitsu.client import Credentials, Kitsu, KitsuError
-from pipeline.config import load_settings
-from pipeline.db.review_sync import ReviewLink
-from pipeline.errors import InvalidInputError, NotFoundError
-from pipeline.tracker import get_project
-from pipeline.tracker.choices import parse_status
-from pipeline.tracker.projects import find_project
+from backlot.integrations.kitsu.client import Credentials, Kitsu, KitsuError
+from backlot.config import load_settings
+from backlot.db.review_sync import ReviewLink
+from backlot.errors import InvalidInputError, NotFoundError
+from backlot.tracker import get_project
+from backlot.tracker.choices import parse_status
+from backlot.tracker.projects import find_project
 
 SYSTEM = "kitsu"
 PUSH_STATUS = "wfa"  # Kitsu's "Waiting For Approval": what a new preview asks for

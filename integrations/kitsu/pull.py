@@ -15,13 +15,13 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from integrations.kitsu.client import Kitsu
-from integrations.kitsu.links import LinkRecord
-from pipeline.db.models import Note, VersionStatus
-from pipeline.db.review_sync import ReviewComment, ReviewUpload
-from pipeline.tracker import set_status
-from pipeline.tracker.versions import load_version_records
-from pipeline.tracker.projects import find_project
+from backlot.integrations.kitsu.client import Kitsu
+from backlot.integrations.kitsu.links import LinkRecord
+from backlot.db.models import Note, VersionStatus
+from backlot.db.review_sync import ReviewComment, ReviewUpload
+from backlot.tracker import set_status
+from backlot.tracker.versions import load_version_records
+from backlot.tracker.projects import find_project
 
 
 @dataclass

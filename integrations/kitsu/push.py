@@ -19,17 +19,17 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from integrations.kitsu.client import Kitsu, KitsuError
-from integrations.kitsu.links import PUSH_STATUS, LinkRecord
-from pipeline.db.models import Asset, AssetKind, Sequence as Sequence_, Shot, Version
-from pipeline.db.review_sync import ReviewEntity, ReviewUpload
-from pipeline.errors import InvalidInputError
-from pipeline.generation.media import review_copy
-from pipeline.generation.models import version_folder
-from pipeline.lineage import get_inputs
-from pipeline.tracker import VersionRecord, get_shot, get_version, set_status
-from pipeline.tracker.versions import load_version_records
-from pipeline.tracker.projects import find_project
+from backlot.integrations.kitsu.client import Kitsu, KitsuError
+from backlot.integrations.kitsu.links import PUSH_STATUS, LinkRecord
+from backlot.db.models import Asset, AssetKind, Sequence as Sequence_, Shot, Version
+from backlot.db.review_sync import ReviewEntity, ReviewUpload
+from backlot.errors import InvalidInputError
+from backlot.generation.media import review_copy
+from backlot.generation.models import version_folder
+from backlot.lineage import get_inputs
+from backlot.tracker import VersionRecord, get_shot, get_version, set_status
+from backlot.tracker.versions import load_version_records
+from backlot.tracker.projects import find_project
 
 PREVIEW = "preview.mp4"
 MARKER = "backlot version:"  # the first line of every comment Backlot posts

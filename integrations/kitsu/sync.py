@@ -11,10 +11,10 @@ from typing import Callable, Sequence
 
 from sqlalchemy.orm import Session
 
-from integrations.kitsu.client import Kitsu, KitsuError, KitsuUnreachable
-from integrations.kitsu.links import get_link, load_credentials
-from integrations.kitsu.pull import PullResult, pull_task, review_tasks
-from integrations.kitsu.push import EntityMap, PushItem, plan_push, push_version
+from backlot.integrations.kitsu.client import Kitsu, KitsuError, KitsuUnreachable
+from backlot.integrations.kitsu.links import get_link, load_credentials
+from backlot.integrations.kitsu.pull import PullResult, pull_task, review_tasks
+from backlot.integrations.kitsu.push import EntityMap, PushItem, plan_push, push_version
 
 Progress = Callable[[str, int, int, str], None]  # (stage, done, total, label)
 
@@ -41,7 +41,7 @@ def sync_project(project: str, *, push: bool = True, pull: bool = True, versions
     Runs in its own session, committing after each remote step (see the module's doc)."""
     from sqlalchemy.exc import DBAPIError
 
-    from pipeline.db.engine import get_engine, translate_db_error
+    from backlot.db.engine import get_engine, translate_db_error
 
     with Session(get_engine(), expire_on_commit=False) as session:
         try:

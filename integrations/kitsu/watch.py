@@ -7,10 +7,10 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from integrations.kitsu.client import Kitsu
-from integrations.kitsu.links import get_link, load_credentials
-from integrations.kitsu.sync import SyncReport, sync_project
-from pipeline.db.engine import session_scope
+from backlot.integrations.kitsu.client import Kitsu
+from backlot.integrations.kitsu.links import get_link, load_credentials
+from backlot.integrations.kitsu.sync import SyncReport, sync_project
+from backlot.db.engine import session_scope
 
 
 def watch_project(project: str, *, poll_seconds: float = 60.0, stop: threading.Event | None = None,

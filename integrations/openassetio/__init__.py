@@ -2,7 +2,7 @@
 
 Hosts find it through the `openassetio.manager_plugin` entry point of the installed
 `backlot` package, or through OPENASSETIO_PLUGIN_PATH set to `PLUGIN_PATH` (printed by
-`python -m integrations.openassetio`). Importing this module is cheap: the manager, the
+`python -m backlot.integrations.openassetio`). Importing this module is cheap: the manager, the
 database code and SQLAlchemy load only when a host instantiates the plugin.
 See docs/openassetio.md.
 """
@@ -26,7 +26,7 @@ class BacklotManagerPlugin(PythonPluginSystemManagerPlugin):
 
     @classmethod
     def interface(cls):
-        from integrations.openassetio.manager import BacklotManagerInterface
+        from backlot.integrations.openassetio.manager import BacklotManagerInterface
 
         return BacklotManagerInterface()
 

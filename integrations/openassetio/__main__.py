@@ -1,5 +1,5 @@
-"""`python -m integrations.openassetio`: print the folder to put on OPENASSETIO_PLUGIN_PATH."""
+"""`python -m backlot.integrations.openassetio`: print the folder to put on OPENASSETIO_PLUGIN_PATH."""
 
-from integrations.openassetio import PLUGIN_PATH
+from backlot.integrations.openassetio import PLUGIN_PATH
 
 print(PLUGIN_PATH)

@@ -1,4 +1,4 @@
-"""Backlot's side of the OpenAssetIO plugin: batched lookups and publishing over `pipeline`.
+"""Backlot's side of the OpenAssetIO plugin: batched lookups and publishing over `backlot`.
 
 Nothing here knows OpenAssetIO: it takes reference strings and typed requests and returns,
 per element, a typed result or an `ElementError`. `manager.py` adapts it to the
@@ -26,15 +26,15 @@ from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-import pipeline
-from pipeline.config import Settings, load_settings
-from pipeline.db.engine import ensure_schema, resolve_url, translate_db_error
-from pipeline.errors import BacklotError, ConflictError, DatabaseError, InvalidInputError, NotFoundError
-from pipeline.refs import check_code
+import backlot
+from backlot.config import Settings, load_settings
+from backlot.db.engine import ensure_schema, resolve_url, translate_db_error
+from backlot.errors import BacklotError, ConflictError, DatabaseError, InvalidInputError, NotFoundError
+from backlot.refs import check_code
 
-from integrations.openassetio import queries
-from integrations.openassetio.queries import Need
-from integrations.openassetio.references import EntityRef, MalformedReference, format_ref, is_canonical, parse
+from backlot.integrations.openassetio import queries
+from backlot.integrations.openassetio.queries import Need
+from backlot.integrations.openassetio.references import EntityRef, MalformedReference, format_ref, is_canonical, parse
 
 T = TypeVar("T")
 
@@ -219,7 +219,7 @@ class Backend:
         except BacklotError:
             self._writer.dispose()
             raise
-        self.store = pipeline.Store(self.backlot.store_url)
+        self.store = backlot.Store(self.backlot.store_url)
         self._versions_url = self.store.url(self.store.version_dir("")).rstrip("/") + "/"
 
     @property
@@ -388,7 +388,7 @@ class Backend:
         """Publish one new version per item, each all-or-nothing; the stable reference of each.
 
         The batch is checked first (targets and inputs in one query), then every item is
-        published through `pipeline.publish_version` in its own savepoint of one transaction.
+        published through `backlot.publish_version` in its own savepoint of one transaction.
         Results are returned only after the commit; if the database fails, nothing is.
         """
         plans = self._plan_publishes(refs, specs)
@@ -407,7 +407,7 @@ class Backend:
     def _publish_one(self, session: Session, plan: _PublishPlan) -> str | ElementError:
         try:
             with session.begin_nested():
-                record = pipeline.publish_version(
+                record = backlot.publish_version(
                     session, plan.target.ref.project, plan.target.ref.asset, plan.files, names=plan.names,
                     kind=plan.kind, inputs=plan.inputs, recipe=plan.spec.recipe, metadata=plan.spec.metadata,
                     status=plan.spec.status or "wip", media_type=plan.spec.mime_type, store=self.store,

@@ -3,7 +3,7 @@
 It turns EntityReferences and TraitsData into the backend's typed requests, its results
 into TraitsData, and its per-element errors into BatchElementErrors. Each batch method
 makes one backend call, so one SQL round trip, whatever the batch size (register: one
-to check the batch, then `pipeline.publish_version` per item). A database that cannot be
+to check the batch, then `backlot.publish_version` per item). A database that cannot be
 reached fails the whole call with `BacklotDatabaseError`; everything else is per element.
 """
 
@@ -27,10 +27,10 @@ from openassetio.errors import BatchElementError, ConfigurationException
 from openassetio.managerApi import EntityReferencePagerInterface, ManagerInterface
 from openassetio.trait import TraitsData
 
-from pipeline.errors import BacklotError, DatabaseError
+from backlot.errors import BacklotError, DatabaseError
 
-from integrations.openassetio import IDENTIFIER, traits as t
-from integrations.openassetio.backend import (
+from backlot.integrations.openassetio import IDENTIFIER, traits as t
+from backlot.integrations.openassetio.backend import (
     Backend,
     ElementError,
     ErrorKind,
@@ -40,9 +40,9 @@ from integrations.openassetio.backend import (
     RelationRequest,
     VersionData,
 )
-from integrations.openassetio.errors import BacklotDatabaseError
-from integrations.openassetio.queries import Need
-from integrations.openassetio.references import PREFIX, is_reference
+from backlot.integrations.openassetio.errors import BacklotDatabaseError
+from backlot.integrations.openassetio.queries import Need
+from backlot.integrations.openassetio.references import PREFIX, is_reference
 
 Code = BatchElementError.ErrorCode
 _CODES = {

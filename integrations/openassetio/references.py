@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.refs import ASSET_RE, CODE_RE
+from backlot.refs import ASSET_RE, CODE_RE
 
 PREFIX = "backlot:///"
 META_TAGS = ("latest", "approved")

@@ -16,20 +16,20 @@ from typing import Any
 
 from sqlalchemy import text
 
-import pipeline
-from pipeline.config import load_settings
-from pipeline.editorial import otio_values
-from pipeline.editorial.conform import media_offset, original_media, pick_media, relink_clip
-from pipeline.editorial.mapping import MappingRule, match_clip
-from pipeline.editorial.settings import get_settings
-from pipeline.editorial.flatten import clip_retime
-from pipeline.editorial.frames import used_source_range
-from pipeline.editorial.shot_versions import ShotVersion, current_shot_versions, shot_frames_held
-from pipeline.editorial.shots import ExistingShot, load_shots
-from pipeline.errors import InvalidInputError
-from pipeline.storage import Store
-from pipeline.tracker.choices import parse_policy
-from pipeline.tracker.projects import find_project
+import backlot
+from backlot.config import load_settings
+from backlot.editorial import otio_values
+from backlot.editorial.conform import media_offset, original_media, pick_media, relink_clip
+from backlot.editorial.mapping import MappingRule, match_clip
+from backlot.editorial.settings import get_settings
+from backlot.editorial.flatten import clip_retime
+from backlot.editorial.frames import used_source_range
+from backlot.editorial.shot_versions import ShotVersion, current_shot_versions, shot_frames_held
+from backlot.editorial.shots import ExistingShot, load_shots
+from backlot.errors import InvalidInputError
+from backlot.storage import Store
+from backlot.tracker.choices import parse_policy
+from backlot.tracker.projects import find_project
 
 SNAPSHOT_SECONDS = 10.0
 
@@ -123,7 +123,7 @@ def _context(args: dict[str, Any]) -> LinkContext:
 
 
 def _load(project: str, policy: str, media: str, store: Store) -> LinkContext:
-    with pipeline.session() as s:
+    with backlot.session() as s:
         proj = find_project(s, project)
         shots = load_shots(s, proj.id)
         versions = current_shot_versions(s, [shot.id for shot in shots.values()], policy, movies=media == "movie")

@@ -1,6 +1,6 @@
 """The `backlot` OTIO media linker (loaded by OTIO from this file; the work is in linking.py)."""
 
-from integrations.otio.linking import link_clip
+from backlot.integrations.otio.linking import link_clip
 
 
 def link_media_reference(in_clip, media_linker_argument_map=None):

@@ -3,8 +3,8 @@ webhook subscriptions delivered from the event log. Nothing here speaks HTTP as 
 services/api does.
 """
 
-from pipeline.access.errors import AuthenticationError, PermissionDeniedError
-from pipeline.access.tokens import (
+from backlot.access.errors import AuthenticationError, PermissionDeniedError
+from backlot.access.tokens import (
     IssuedToken,
     Principal,
     TokenRecord,
@@ -15,7 +15,7 @@ from pipeline.access.tokens import (
     parse_role,
     revoke_token,
 )
-from pipeline.access.webhooks import (
+from backlot.access.webhooks import (
     DeliveryRecord,
     SubscriberRecord,
     list_deliveries,
@@ -25,7 +25,7 @@ from pipeline.access.webhooks import (
     unsubscribe,
     verify_signature,
 )
-from pipeline.db.access import Role
+from backlot.db.access import Role
 
 __all__ = [
     "AuthenticationError", "DeliveryRecord", "IssuedToken", "PermissionDeniedError", "Principal", "Role",

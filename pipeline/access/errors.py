@@ -1,6 +1,6 @@
 """Access errors: who you are (401) and what you may do (403)."""
 
-from pipeline.errors import BacklotError
+from backlot.errors import BacklotError
 
 
 class AuthenticationError(BacklotError):

@@ -16,13 +16,13 @@ from datetime import date, datetime, time, timedelta, timezone
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.access.errors import AuthenticationError
-from pipeline.db.access import ApiToken, Role
-from pipeline.db.models import Project
-from pipeline.errors import InvalidInputError, NotFoundError
-from pipeline.tracker.choices import parse_choice
-from pipeline.tracker.projects import _actor, find_project
-from pipeline.tracker.records import _Record
+from backlot.access.errors import AuthenticationError
+from backlot.db.access import ApiToken, Role
+from backlot.db.models import Project
+from backlot.errors import InvalidInputError, NotFoundError
+from backlot.tracker.choices import parse_choice
+from backlot.tracker.projects import _actor, find_project
+from backlot.tracker.records import _Record
 
 SECRET_PREFIX = "blt_"
 _SECRET_RE = re.compile(r"^blt_[A-Za-z0-9_-]{43}$")

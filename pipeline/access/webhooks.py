@@ -32,12 +32,12 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
-from pipeline.access.tokens import _now
-from pipeline.db.access import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscriber
-from pipeline.db.models import Event, EventKind, Project
-from pipeline.errors import InvalidInputError, NotFoundError
-from pipeline.tracker.projects import _actor, find_project
-from pipeline.tracker.records import _Record
+from backlot.access.tokens import _now
+from backlot.db.access import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookSubscriber
+from backlot.db.models import Event, EventKind, Project
+from backlot.errors import InvalidInputError, NotFoundError
+from backlot.tracker.projects import _actor, find_project
+from backlot.tracker.records import _Record
 
 SIGNATURE_HEADER = "X-Backlot-Signature"
 TIMESTAMP_HEADER = "X-Backlot-Timestamp"

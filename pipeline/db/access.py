@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pipeline.db.models import Base, VersionFile, _pg_enum
+from backlot.db.models import Base, VersionFile, _pg_enum
 
 
 class Role(str, enum.Enum):

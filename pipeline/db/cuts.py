@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pipeline.db.models import Base
+from backlot.db.models import Base
 
 
 class CutSettings(Base):

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from pipeline.errors import DatabaseError
+from backlot.errors import DatabaseError
 
 DB_NAME = "backlot"
 DB_USER = "backlot"

@@ -11,14 +11,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from pipeline.config import Settings, load_settings
-from pipeline.errors import ConflictError, DatabaseError
+from backlot.config import Settings, load_settings
+from backlot.errors import ConflictError, DatabaseError
 
 
 def resolve_url(settings: Settings) -> str:
     if settings.database_url:
         return settings.database_url
-    from pipeline.db.embedded import EmbeddedPostgres
+    from backlot.db.embedded import EmbeddedPostgres
 
     return EmbeddedPostgres(settings.home).start()
 
@@ -46,7 +46,7 @@ def get_engine(settings: Settings | None = None, *, check_schema: bool = True) -
 
 
 def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
-    from pipeline.db import migrate
+    from backlot.db import migrate
 
     try:
         with engine.connect() as conn:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pipeline.db.models import Base, _pg_enum
+from backlot.db.models import Base, _pg_enum
 
 
 class JobKind(str, enum.Enum):

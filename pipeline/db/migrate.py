@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-import migrations
+from backlot import migrations
 
 
 def alembic_config(engine: Engine | None = None) -> Config:

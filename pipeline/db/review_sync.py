@@ -16,7 +16,7 @@ from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pipeline.db.models import Base
+from backlot.db.models import Base
 
 
 class ReviewLink(Base):

@@ -1,8 +1,8 @@
 """Editorial: OTIO ingest, shot mapping, cut diff, conform.
 
-    from pipeline.editorial import import_cut, diff_revisions, conform_cut
+    from backlot.editorial import import_cut, diff_revisions, conform_cut
 
-    with pipeline.session() as s:
+    with backlot.session() as s:
         result = import_cut(s, "film", "reel1_v12.edl", create_shots=True)
         for change in result.changes:
             print(change.shot, change.explain())
@@ -12,15 +12,15 @@ Uses the tracker and lineage, never generation: what generation needs of the cut
 range, handles, editorial order) is written on the shots.
 """
 
-from pipeline.editorial.conform import ConformedClip, ConformResult, conform_cut
-from pipeline.editorial.diff import ShotChange, diff_cuts
-from pipeline.editorial.errors import CutInputError, Where
-from pipeline.editorial.flatten import CutClip, flatten_cut
-from pipeline.editorial.ingest import ImportResult, RevisionRecord, UnmatchedClip, import_cut
-from pipeline.editorial.mapping import DEFAULT_RULES, MappingRule, ShotMatch, match_clip
-from pipeline.editorial.reader import ReadOptions, ReadResult, read_cut_file
-from pipeline.editorial.revisions import DiffResult, ItemRecord, diff_revisions, get_revision, list_items, list_revisions
-from pipeline.editorial.settings import EditorialSettings, get_settings, set_settings
+from backlot.editorial.conform import ConformedClip, ConformResult, conform_cut
+from backlot.editorial.diff import ShotChange, diff_cuts
+from backlot.editorial.errors import CutInputError, Where
+from backlot.editorial.flatten import CutClip, flatten_cut
+from backlot.editorial.ingest import ImportResult, RevisionRecord, UnmatchedClip, import_cut
+from backlot.editorial.mapping import DEFAULT_RULES, MappingRule, ShotMatch, match_clip
+from backlot.editorial.reader import ReadOptions, ReadResult, read_cut_file
+from backlot.editorial.revisions import DiffResult, ItemRecord, diff_revisions, get_revision, list_items, list_revisions
+from backlot.editorial.settings import EditorialSettings, get_settings, set_settings
 
 __all__ = [
     "ConformResult", "ConformedClip", "CutClip", "CutInputError", "DEFAULT_RULES", "DiffResult", "EditorialSettings",

@@ -27,22 +27,22 @@ from typing import Any, Callable, Iterator, NamedTuple, Sequence
 import opentimelineio as otio
 from sqlalchemy.orm import Session
 
-from pipeline.config import load_settings
-from pipeline.db.cuts import CutRevision
-from pipeline.editorial import conform_json
-from pipeline.editorial.bulk import gc_paused
-from pipeline.editorial.errors import CutInputError, Where, file_label
-from pipeline.editorial.frames import exact_rate, same_rate
-from pipeline.editorial.reader import ReadOptions, read_cut_file
-from pipeline.editorial.revisions import find_revision
-from pipeline.editorial.shot_versions import (Media, ShotVersion, current_versions_by_code_query, shot_frames_held,
+from backlot.config import load_settings
+from backlot.db.cuts import CutRevision
+from backlot.editorial import conform_json
+from backlot.editorial.bulk import gc_paused
+from backlot.editorial.errors import CutInputError, Where, file_label
+from backlot.editorial.frames import exact_rate, same_rate
+from backlot.editorial.reader import ReadOptions, read_cut_file
+from backlot.editorial.revisions import find_revision
+from backlot.editorial.shot_versions import (Media, ShotVersion, current_versions_by_code_query, shot_frames_held,
                                               shot_versions_of)
-from pipeline.editorial.sql import fetch_custom_plan_sent, fetch_rows
-from pipeline.errors import InvalidInputError
-from pipeline.storage import Store
-from pipeline.tracker.choices import parse_policy
-from pipeline.tracker.projects import find_project
-from pipeline.tracker.records import _Record
+from backlot.editorial.sql import fetch_custom_plan_sent, fetch_rows
+from backlot.errors import InvalidInputError
+from backlot.storage import Store
+from backlot.tracker.choices import parse_policy
+from backlot.tracker.projects import find_project
+from backlot.tracker.records import _Record
 
 # Writers that fail on image sequence references (fcp_xml 1.0 leaves its URL unset): point them at movies.
 _NO_SEQUENCE_WRITERS = {"fcp_xml"}

@@ -32,8 +32,8 @@ from typing import Any, Sequence
 import msgspec
 import opentimelineio as otio
 
-from pipeline.editorial.frames import exact_rate
-from pipeline.editorial.otio_json import TimeRange
+from backlot.editorial.frames import exact_rate
+from backlot.editorial.otio_json import TimeRange
 
 # Hooks run by OTIO's adapters around a read or a write: a plain JSON conform would skip them.
 _HOOKS = ("post_adapter_read", "post_media_linker", "pre_adapter_write", "post_adapter_write")

@@ -23,7 +23,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, NamedTuple
 
-from pipeline.tracker.records import _Record
+from backlot.tracker.records import _Record
 
 ADDED, REINSTATED, OMITTED = "added", "reinstated", "omitted"
 HEAD_TRIMMED, HEAD_EXTENDED, TAIL_TRIMMED, TAIL_EXTENDED = "head_trimmed", "head_extended", "tail_trimmed", "tail_extended"

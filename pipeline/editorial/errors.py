@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-from pipeline.errors import InvalidInputError
+from backlot.errors import InvalidInputError
 
 
 class Where(NamedTuple):  # a named tuple: an import keeps one per clip

@@ -30,10 +30,10 @@ from typing import Any, Callable, Iterator
 
 import opentimelineio as otio
 
-from pipeline.editorial import otio_json, otio_values
-from pipeline.editorial.errors import CutInputError, Where
-from pipeline.editorial.frames import _RATE_OF_FLOAT, NORMAL_SPEED, Retime, exact_rate, to_frames, used_source_range
-from pipeline.editorial.reader import ReadResult
+from backlot.editorial import otio_json, otio_values
+from backlot.editorial.errors import CutInputError, Where
+from backlot.editorial.frames import _RATE_OF_FLOAT, NORMAL_SPEED, Retime, exact_rate, to_frames, used_source_range
+from backlot.editorial.reader import ReadResult
 
 POLICY_VISIBLE = "visible"
 POLICY_ALL = "all"

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from pipeline.errors import InvalidInputError
+from backlot.errors import InvalidInputError
 
 # Rates that players and NLEs write as decimals; matched within a tolerance, kept exact.
 _STANDARD_RATES = [Fraction(n) for n in (12, 15, 24, 25, 30, 48, 50, 60, 72, 96, 100, 120)] + [

@@ -34,26 +34,26 @@ import psycopg
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from pipeline.config import load_settings
-from pipeline.db.cuts import CutChange, CutRevision
-from pipeline.db.models import Event, EventKind, Project
-from pipeline.editorial.diff import ShotChange, ShotCut, ShotUse, diff_cuts, summarize
-from pipeline.editorial.errors import CutInputError, Where
-from pipeline.editorial.flatten import CutClip, flatten_cut
-from pipeline.editorial.frames import Retime, format_rate, frames_to_timecode, is_drop_frame_rate
-from pipeline.editorial.mapping import ShotMatch, clip_matcher
-from pipeline.editorial.reader import ReadOptions, ReadResult, hash_bytes, read_cut_file
-from pipeline.editorial.settings import EditorialSettings, effective, get_settings
-from pipeline.editorial.shot_versions import Impact, ShotVersion, current_shot_versions, impact_of
-from pipeline.editorial import shots as shot_writes
-from pipeline.editorial.bulk import gc_paused
-from pipeline.editorial.shots import ExistingShot, ShotPlan, load_shots
-from pipeline.editorial.sql import execute_custom_plan, fetch_rows
-from pipeline.errors import DatabaseError, InvalidInputError
-from pipeline.refs import CODE_RE
-from pipeline.storage import Store, StoredFile
-from pipeline.tracker.projects import _actor, find_project
-from pipeline.tracker.records import _Record
+from backlot.config import load_settings
+from backlot.db.cuts import CutChange, CutRevision
+from backlot.db.models import Event, EventKind, Project
+from backlot.editorial.diff import ShotChange, ShotCut, ShotUse, diff_cuts, summarize
+from backlot.editorial.errors import CutInputError, Where
+from backlot.editorial.flatten import CutClip, flatten_cut
+from backlot.editorial.frames import Retime, format_rate, frames_to_timecode, is_drop_frame_rate
+from backlot.editorial.mapping import ShotMatch, clip_matcher
+from backlot.editorial.reader import ReadOptions, ReadResult, hash_bytes, read_cut_file
+from backlot.editorial.settings import EditorialSettings, effective, get_settings
+from backlot.editorial.shot_versions import Impact, ShotVersion, current_shot_versions, impact_of
+from backlot.editorial import shots as shot_writes
+from backlot.editorial.bulk import gc_paused
+from backlot.editorial.shots import ExistingShot, ShotPlan, load_shots
+from backlot.editorial.sql import execute_custom_plan, fetch_rows
+from backlot.errors import DatabaseError, InvalidInputError
+from backlot.refs import CODE_RE
+from backlot.storage import Store, StoredFile
+from backlot.tracker.projects import _actor, find_project
+from backlot.tracker.records import _Record
 
 _LOCK_NAMESPACE = 0x0C07  # pg_advisory_xact_lock(namespace, project id): one import per project at a time
 

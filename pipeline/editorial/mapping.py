@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from functools import lru_cache, partial
 from typing import Any, Callable, NamedTuple, Sequence
 
-from pipeline.editorial import otio_values
-from pipeline.errors import InvalidInputError
-from pipeline.refs import CODE_RE
+from backlot.editorial import otio_values
+from backlot.errors import InvalidInputError
+from backlot.refs import CODE_RE
 
 KINDS = ("metadata", "marker", "comment", "name", "reel")
 # Letters+digits then an optional `sh` (sq010_sh0020), or digits_letters (091_MJ_0020); camera

@@ -21,9 +21,9 @@ from typing import Any, Callable
 
 import opentimelineio as otio
 
-from pipeline.editorial import otio_json
-from pipeline.editorial.errors import CutInputError, Where, file_label
-from pipeline.editorial.frames import exact_rate, format_rate
+from backlot.editorial import otio_json
+from backlot.editorial.errors import CutInputError, Where, file_label
+from backlot.editorial.frames import exact_rate, format_rate
 
 _EVENT_RE = re.compile(r"^\s*(\d{1,6})\s+(\S+)\s+(\S+)\s+(\S+)")
 _EVENT_NUMBER_RE = re.compile(r"^\s*(\d{1,6})\s")

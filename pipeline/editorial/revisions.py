@@ -8,17 +8,17 @@ from fractions import Fraction
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.db.cuts import CutItem, CutRevision
-from pipeline.db.models import Project
-from pipeline.editorial.diff import ShotChange, diff_cuts, with_impact
-from pipeline.editorial.frames import Retime, frames_to_timecode
-from pipeline.editorial.ingest import RevisionRecord, _revision_record, _revision_shot_cuts, stored_changes
-from pipeline.editorial.shot_versions import current_shot_versions, impact_of
-from pipeline.editorial.shots import load_shots
-from pipeline.editorial.sql import execute_custom_plan
-from pipeline.errors import InvalidInputError, NotFoundError
-from pipeline.tracker.projects import find_project
-from pipeline.tracker.records import _Record
+from backlot.db.cuts import CutItem, CutRevision
+from backlot.db.models import Project
+from backlot.editorial.diff import ShotChange, diff_cuts, with_impact
+from backlot.editorial.frames import Retime, frames_to_timecode
+from backlot.editorial.ingest import RevisionRecord, _revision_record, _revision_shot_cuts, stored_changes
+from backlot.editorial.shot_versions import current_shot_versions, impact_of
+from backlot.editorial.shots import load_shots
+from backlot.editorial.sql import execute_custom_plan
+from backlot.errors import InvalidInputError, NotFoundError
+from backlot.tracker.projects import find_project
+from backlot.tracker.records import _Record
 
 
 @dataclass(frozen=True)

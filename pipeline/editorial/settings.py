@@ -9,13 +9,13 @@ from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from pipeline.db.cuts import CutSettings
-from pipeline.db.models import Project
-from pipeline.editorial.flatten import POLICY_ALL, POLICY_VISIBLE
-from pipeline.editorial.mapping import DEFAULT_RULES, MappingRule, parse_rules
-from pipeline.errors import InvalidInputError
-from pipeline.tracker.projects import DEFAULT_FIRST_FRAME, find_project
-from pipeline.tracker.records import _Record
+from backlot.db.cuts import CutSettings
+from backlot.db.models import Project
+from backlot.editorial.flatten import POLICY_ALL, POLICY_VISIBLE
+from backlot.editorial.mapping import DEFAULT_RULES, MappingRule, parse_rules
+from backlot.errors import InvalidInputError
+from backlot.tracker.projects import DEFAULT_FIRST_FRAME, find_project
+from backlot.tracker.records import _Record
 
 DEFAULT_HANDLES = 8
 

@@ -17,7 +17,7 @@ from typing import Any, Iterable, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from pipeline.editorial.sql import fetch_custom_plan
+from backlot.editorial.sql import fetch_custom_plan
 
 _RANGE_TEXT = re.compile(r"^\s*(-?\d+)\s*-\s*(-?\d+)\s*$")
 _JSONB_PAIR = re.compile(r"^\[(-?\d+), (-?\d+)\]$")  # how PostgreSQL prints a jsonb [first, last]

@@ -11,9 +11,9 @@ from typing import NamedTuple
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from pipeline.db.models import Event, EventKind, Project, Sequence, Shot
-from pipeline.editorial.sql import fetch_rows
-from pipeline.tracker.projects import ensure_sequence
+from backlot.db.models import Event, EventKind, Project, Sequence, Shot
+from backlot.editorial.sql import fetch_rows
+from backlot.tracker.projects import ensure_sequence
 
 
 class ShotPlan(NamedTuple):  # named tuples: a cut makes thousands, cheaply

@@ -1,7 +1,7 @@
 """Generation: base models, LoRA adapters trained on concept art, shot rendering, reproduction.
 
 torch, diffusers, transformers and peft are imported only when a function here runs, so
-`import pipeline` (the tracker, editorial sync, integrations) never loads them.
+`import backlot` (the tracker, editorial sync, integrations) never loads them.
 """
 
 from __future__ import annotations
@@ -23,5 +23,5 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
-        raise AttributeError(f"module 'pipeline.generation' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"pipeline.generation.{_EXPORTS[name]}"), name)
+        raise AttributeError(f"module 'backlot.generation' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"backlot.generation.{_EXPORTS[name]}"), name)

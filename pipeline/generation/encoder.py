@@ -4,7 +4,7 @@ The same frames must always encode to the same bytes, and libx264 through PyAV d
 when it ran inside a long-lived process that had trained and rendered before (the state it
 picked up was never pinned down; a fresh process that only encodes is always identical). So
 previews are encoded by this helper: it reads PNG frames from disk and writes the MP4,
-nothing else. One helper per process is kept running; `python -m pipeline.generation.encoder`
+nothing else. One helper per process is kept running; `python -m backlot.generation.encoder`
 is the helper itself, reading one JSON request per line on stdin: `open`, then one `frame`
 per PNG as soon as it is written (so encoding overlaps rendering), then `close` (or `abort`),
 which alone is answered.
@@ -20,7 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
-from pipeline.errors import BacklotError
+from backlot.errors import BacklotError
 
 _lock = threading.Lock()
 _helper: subprocess.Popen | None = None
@@ -100,7 +100,7 @@ def start_helper() -> None:
 def _running_helper() -> subprocess.Popen:
     global _helper
     if _helper is None or _helper.poll() is not None:
-        _helper = subprocess.Popen([sys.executable, "-m", "pipeline.generation.encoder"], stdin=subprocess.PIPE,
+        _helper = subprocess.Popen([sys.executable, "-m", "backlot.generation.encoder"], stdin=subprocess.PIPE,
                                    stdout=subprocess.PIPE, text=True, bufsize=1)
     return _helper
 
@@ -108,7 +108,7 @@ def _running_helper() -> subprocess.Popen:
 def _serve() -> None:
     from PIL import Image
 
-    from pipeline.generation.media import PreviewWriter
+    from backlot.generation.media import PreviewWriter
 
     writer: PreviewWriter | None = None
     error = None

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.generation.device import Device, pick_device, quiet_libraries
+from backlot.generation.device import Device, pick_device, quiet_libraries
 
 LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
 

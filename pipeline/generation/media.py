@@ -6,7 +6,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
-from pipeline.errors import InvalidInputError
+from backlot.errors import InvalidInputError
 
 THUMBNAIL_WIDTH = 256
 
@@ -140,7 +140,7 @@ class ShotMediaWriter:
     def __init__(self, out: Path, first_frame: int, fps: Fraction, thumbnail_index: int):
         from concurrent.futures import ThreadPoolExecutor
 
-        from pipeline.generation.encoder import PreviewStream
+        from backlot.generation.encoder import PreviewStream
 
         self._frames = out / "frames"
         self._frames.mkdir(parents=True, exist_ok=True)

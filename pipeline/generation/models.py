@@ -9,10 +9,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from pipeline.config import load_settings
-from pipeline.errors import InvalidInputError, NotFoundError
-from pipeline.storage import Store
-from pipeline.tracker import VersionRecord, publish_version
+from backlot.config import load_settings
+from backlot.errors import InvalidInputError, NotFoundError
+from backlot.storage import Store
+from backlot.tracker import VersionRecord, publish_version
 
 DEFAULT_TINY_NAME = "models/tiny"
 
@@ -63,7 +63,7 @@ def build_and_register_tiny(session: Session, project: str, name: str = DEFAULT_
                             kind: str = "image") -> VersionRecord:
     """Build the tiny stand-in pipeline (see tiny.py; `kind` image or animatediff) and
     register it, copied into the store."""
-    from pipeline.generation.tiny import build_tiny_pipeline
+    from backlot.generation.tiny import build_tiny_pipeline
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = build_tiny_pipeline(Path(tmp) / "tiny", seed=seed, kind=kind)

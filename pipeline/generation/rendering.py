@@ -19,13 +19,13 @@ from typing import Callable, Sequence
 
 from sqlalchemy.orm import Session
 
-from pipeline.errors import InvalidInputError, NotFoundError
-from pipeline.generation.device import library_versions, pick_device
-from pipeline.generation.loading import activate_adapters, load_pipeline
-from pipeline.generation.media import ShotMediaWriter, load_image
-from pipeline.generation.models import version_folder
-from pipeline.storage import Store
-from pipeline.tracker import VersionRecord, get_project, get_shot, get_version, list_shots, publish_version
+from backlot.errors import InvalidInputError, NotFoundError
+from backlot.generation.device import library_versions, pick_device
+from backlot.generation.loading import activate_adapters, load_pipeline
+from backlot.generation.media import ShotMediaWriter, load_image
+from backlot.generation.models import version_folder
+from backlot.storage import Store
+from backlot.tracker import VersionRecord, get_project, get_shot, get_version, list_shots, publish_version
 
 RENDERER = "backlot.render.v1"
 VIDEO_WINDOW = 16  # frames a video base makes together (the tiny motion adapter holds up to 32)

@@ -2,7 +2,7 @@
 
 `verify_version` replays a version's recipe in a fresh Python process (nothing cached from
 this one) and compares the bytes of every file with the stored ones. Run as a module, this
-file is that fresh process: `python -m pipeline.generation.reproduce VERSION_ID OUT_DIR`.
+file is that fresh process: `python -m backlot.generation.reproduce VERSION_ID OUT_DIR`.
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from pipeline.errors import BacklotError, InvalidInputError, NotFoundError
-from pipeline.generation.rendering import (
+from backlot.errors import BacklotError, InvalidInputError, NotFoundError
+from backlot.generation.rendering import (
     RenderPlan,
     plan_from_recipe,
     previous_shot_version,
     publish_render,
 )
-from pipeline.generation.models import version_folder
-from pipeline.storage import Store
-from pipeline.tracker import VersionRecord, get_version
-from pipeline.refs import parse_version_ref
+from backlot.generation.models import version_folder
+from backlot.storage import Store
+from backlot.tracker import VersionRecord, get_version
+from backlot.refs import parse_version_ref
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def verify_version(session: Session, ref: str, *, timeout: float = 900) -> Verif
     plan_from_recipe(session, version)  # fail here, clearly, for versions that cannot be replayed
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ)
-        result = subprocess.run([sys.executable, "-m", "pipeline.generation.reproduce", str(version.id), tmp],
+        result = subprocess.run([sys.executable, "-m", "backlot.generation.reproduce", str(version.id), tmp],
                                 capture_output=True, text=True, timeout=timeout, env=env)
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -113,7 +113,7 @@ def _current(session: Session, version: VersionRecord) -> VersionRecord:
 
 
 def _frames_now(session: Session, project: str, shot: str) -> dict:
-    from pipeline.tracker import get_shot
+    from backlot.tracker import get_shot
 
     record = get_shot(session, project, shot)
     return {"first_frame": record.cut_in - record.handles, "frame_count": record.frame_count + 2 * record.handles}
@@ -132,10 +132,10 @@ def _sha256(path: Path) -> str:
 
 def _replay(version_id: int, out: Path) -> None:
     """The fresh process: rebuild the plan from the database and render into `out`."""
-    import pipeline
-    from pipeline.generation.rendering import render_frames
+    import backlot
+    from backlot.generation.rendering import render_frames
 
-    with pipeline.session() as s:
+    with backlot.session() as s:
         plan: RenderPlan = plan_from_recipe(s, get_version(s, version_id))
     render_frames(plan, out)
 

@@ -40,7 +40,7 @@ def build_tiny_pipeline(folder: Path, seed: int = 0, kind: str = "image") -> Pat
     """
     if kind not in KINDS:
         raise ValueError(f"tiny model kind {kind!r}: use one of {', '.join(KINDS)}")
-    from pipeline.generation.device import quiet_libraries
+    from backlot.generation.device import quiet_libraries
 
     quiet_libraries()
     import torch

@@ -17,14 +17,14 @@ from typing import Callable, Sequence
 
 from sqlalchemy.orm import Session
 
-from pipeline.errors import InvalidInputError
-from pipeline.generation.device import library_versions, pick_device, quiet_libraries
-from pipeline.generation.loading import LORA_WEIGHTS
-from pipeline.generation.media import load_image
-from pipeline.generation.models import version_folder
-from pipeline.refs import parse_version_ref
-from pipeline.storage import Store
-from pipeline.tracker import VersionRecord, get_version, publish_version
+from backlot.errors import InvalidInputError
+from backlot.generation.device import library_versions, pick_device, quiet_libraries
+from backlot.generation.loading import LORA_WEIGHTS
+from backlot.generation.media import load_image
+from backlot.generation.models import version_folder
+from backlot.refs import parse_version_ref
+from backlot.storage import Store
+from backlot.tracker import VersionRecord, get_version, publish_version
 
 TARGET_MODULES = ["to_k", "to_q", "to_v", "to_out.0"]
 EVAL_SAMPLES = 4

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from pipeline.refs import VersionRef
-from pipeline.tracker.records import _Record
-from pipeline.tracker.versions import resolve_version
+from backlot.refs import VersionRef
+from backlot.tracker.records import _Record
+from backlot.tracker.versions import resolve_version
 
 # One recursive query per walk. UNION (not UNION ALL) drops edges already found, so a
 # diamond-shaped graph costs its number of edges, not its number of paths.

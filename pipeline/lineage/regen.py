@@ -5,7 +5,7 @@ one per shot output â€” the approved version when it is stale, else the latest â
 for each what changes: every upstream input swapped to the current approved version of its
 asset, continuity to the previous shot's new version when that one is remade too (which is
 why a sequence runs in order), frames to the shot's current cut. Seeds and settings stay:
-the recipe is the old one. Nothing here renders; workers do (services.worker).
+the recipe is the old one. Nothing here renders; workers do (backlot.services.worker).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.db.models import Asset, Sequence, Shot
-from pipeline.lineage.stale import find_stale_versions
-from pipeline.tracker.projects import find_project
-from pipeline.tracker.records import _Record
-from pipeline.tracker.versions import get_version
-from pipeline.errors import NotFoundError
+from backlot.db.models import Asset, Sequence, Shot
+from backlot.lineage.stale import find_stale_versions
+from backlot.tracker.projects import find_project
+from backlot.tracker.records import _Record
+from backlot.tracker.versions import get_version
+from backlot.errors import NotFoundError
 
 SWAPPED_ROLES = ("base_model", "adapter", "concept_art", "init_image", "training_data")
 

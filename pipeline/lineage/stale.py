@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from pipeline.tracker.projects import find_project
-from pipeline.tracker.records import _Record
+from backlot.tracker.projects import find_project
+from backlot.tracker.records import _Record
 
 # The LATERAL ... OFFSET 0 subqueries keep PostgreSQL on index lookups per reached row: the
 # recursive CTE's row estimate is large and fixed, which would otherwise pick hash joins

@@ -1,12 +1,12 @@
 """The tracker: projects, sequences, shots, assets, versions, statuses, notes, events.
 
 Every function takes a SQLAlchemy `Session` first and works inside the caller's
-transaction (`with pipeline.session() as s: ...` commits once at the end).
+transaction (`with backlot.session() as s: ...` commits once at the end).
 """
 
-from pipeline.tracker.assets import create_asset, get_asset, list_assets
-from pipeline.tracker.events import list_events, record_event
-from pipeline.tracker.projects import (
+from backlot.tracker.assets import create_asset, get_asset, list_assets
+from backlot.tracker.events import list_events, record_event
+from backlot.tracker.projects import (
     create_project,
     create_sequence,
     create_shot,
@@ -18,7 +18,7 @@ from pipeline.tracker.projects import (
     parse_fps,
     set_stale_policy,
 )
-from pipeline.tracker.records import (
+from backlot.tracker.records import (
     AssetRecord,
     FileRecord,
     InputRecord,
@@ -28,7 +28,7 @@ from pipeline.tracker.records import (
     ShotRecord,
     VersionRecord,
 )
-from pipeline.tracker.versions import (
+from backlot.tracker.versions import (
     add_note,
     canonical_recipe,
     get_version,

@@ -6,13 +6,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pipeline.db.models import Asset, AssetKind, EventKind, Project, Shot
-from pipeline.errors import ConflictError, NotFoundError
-from pipeline.refs import check_asset_name
-from pipeline.tracker.choices import parse_kind
-from pipeline.tracker.events import record_event
-from pipeline.tracker.projects import _actor, find_project, find_shot
-from pipeline.tracker.records import AssetRecord
+from backlot.db.models import Asset, AssetKind, EventKind, Project, Shot
+from backlot.errors import ConflictError, NotFoundError
+from backlot.refs import check_asset_name
+from backlot.tracker.choices import parse_kind
+from backlot.tracker.events import record_event
+from backlot.tracker.projects import _actor, find_project, find_shot
+from backlot.tracker.records import AssetRecord
 
 
 def find_asset(session: Session, proj: Project, name: str) -> Asset:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import enum
 from typing import TypeVar
 
-from pipeline.db.models import AssetKind, InputRole, StalePolicy, VersionStatus
-from pipeline.errors import InvalidInputError
+from backlot.db.models import AssetKind, InputRole, StalePolicy, VersionStatus
+from backlot.errors import InvalidInputError
 
 E = TypeVar("E", bound=enum.Enum)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from pipeline.db.models import Event, EventKind
+from backlot.db.models import Event, EventKind
 
 
 def record_event(session: Session, project_id: int, kind: EventKind, actor: str,

@@ -7,13 +7,13 @@ from fractions import Fraction
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pipeline.config import load_settings
-from pipeline.db.models import EventKind, Project, Sequence, Shot
-from pipeline.errors import ConflictError, InvalidInputError, NotFoundError
-from pipeline.refs import check_code
-from pipeline.tracker.choices import parse_policy
-from pipeline.tracker.events import record_event
-from pipeline.tracker.records import ProjectRecord, SequenceRecord, ShotRecord
+from backlot.config import load_settings
+from backlot.db.models import EventKind, Project, Sequence, Shot
+from backlot.errors import ConflictError, InvalidInputError, NotFoundError
+from backlot.refs import check_code
+from backlot.tracker.choices import parse_policy
+from backlot.tracker.events import record_event
+from backlot.tracker.records import ProjectRecord, SequenceRecord, ShotRecord
 
 DEFAULT_FIRST_FRAME = 1001
 

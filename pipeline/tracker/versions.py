@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from pipeline.config import load_settings
-from pipeline.db.models import (
+from backlot.config import load_settings
+from backlot.db.models import (
     Asset,
     AssetKind,
     EventKind,
@@ -27,14 +27,14 @@ from pipeline.db.models import (
     VersionInput,
     VersionStatus,
 )
-from pipeline.errors import InvalidInputError, NotFoundError
-from pipeline.refs import VersionRef, parse_version_ref
-from pipeline.storage import StoredFile, Store, hash_file, manifest_hash, plan_files
-from pipeline.tracker.assets import ensure_asset, find_asset
-from pipeline.tracker.choices import parse_role, parse_status
-from pipeline.tracker.events import record_event
-from pipeline.tracker.projects import _actor, find_project
-from pipeline.tracker.records import FileRecord, InputRecord, NoteRecord, VersionRecord
+from backlot.errors import InvalidInputError, NotFoundError
+from backlot.refs import VersionRef, parse_version_ref
+from backlot.storage import StoredFile, Store, hash_file, manifest_hash, plan_files
+from backlot.tracker.assets import ensure_asset, find_asset
+from backlot.tracker.choices import parse_role, parse_status
+from backlot.tracker.events import record_event
+from backlot.tracker.projects import _actor, find_project
+from backlot.tracker.records import FileRecord, InputRecord, NoteRecord, VersionRecord
 
 InputSpec = tuple[str | InputRole, "str | VersionRef | int"]
 

@@ -8,15 +8,15 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
-from pipeline.storage import Store
-from services.api import errors
-from services.api.auth import annotate_roles, public
-from services.api.config import ApiSettings, WebhookSettings
-from services.api.db import make_engine
-from services.api.limits import BodyLimit
-from services.api.review.pages import router as review_router
-from services.api.routes import ROUTERS
-from services.api.webhooks import Dispatcher
+from backlot.storage import Store
+from backlot.services.api import errors
+from backlot.services.api.auth import annotate_roles, public
+from backlot.services.api.config import ApiSettings, WebhookSettings
+from backlot.services.api.db import make_engine
+from backlot.services.api.limits import BodyLimit
+from backlot.services.api.review.pages import router as review_router
+from backlot.services.api.routes import ROUTERS
+from backlot.services.api.webhooks import Dispatcher
 
 DESCRIPTION = """Backlot's tracker over HTTP: projects, shots in editorial order, versions, lineage,
 the stale set, events, review (approve, reject, notes), media by content hash, webhooks.

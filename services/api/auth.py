@@ -24,12 +24,12 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from pipeline.access import AuthenticationError, PermissionDeniedError, Principal, authenticate
-from pipeline.db.access import Role
-from pipeline.errors import NotFoundError
-from pipeline.storage import Store
-from pipeline.refs import CODE_RE
-from services.api.db import db_session
+from backlot.access import AuthenticationError, PermissionDeniedError, Principal, authenticate
+from backlot.db.access import Role
+from backlot.errors import NotFoundError
+from backlot.storage import Store
+from backlot.refs import CODE_RE
+from backlot.services.api.db import db_session
 
 COOKIE = "backlot_token"
 CSRF_HEADER = "X-Backlot-CSRF"

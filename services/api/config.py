@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from pipeline.access.webhooks import RetryPolicy
-from pipeline.config import Settings, load_settings
+from backlot.access.webhooks import RetryPolicy
+from backlot.config import Settings, load_settings
 
 MiB = 1 << 20
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pipeline.lineage import LineageEdge, StaleVersion
-from pipeline.tracker.records import VersionRecord
-from services.api.schemas import FileOut, InputOut, StaleOut, StaleReasonOut, VersionOut
+from backlot.lineage import LineageEdge, StaleVersion
+from backlot.tracker.records import VersionRecord
+from backlot.services.api.schemas import FileOut, InputOut, StaleOut, StaleReasonOut, VersionOut
 
 
 def media_url(project: str, sha256: str) -> str:

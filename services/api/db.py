@@ -9,8 +9,8 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from pipeline.db.engine import ensure_schema, resolve_url, session_scope
-from services.api.config import ApiSettings
+from backlot.db.engine import ensure_schema, resolve_url, session_scope
+from backlot.services.api.config import ApiSettings
 
 
 def make_engine(settings: ApiSettings) -> Engine:

@@ -15,8 +15,8 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pipeline.access.errors import AuthenticationError, PermissionDeniedError
-from pipeline.errors import BacklotError, ConflictError, DatabaseError, InvalidInputError, NotFoundError
+from backlot.access.errors import AuthenticationError, PermissionDeniedError
+from backlot.errors import BacklotError, ConflictError, DatabaseError, InvalidInputError, NotFoundError
 
 log = logging.getLogger("backlot.api")
 

@@ -11,7 +11,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api.errors import BodyTooLarge
+from backlot.services.api.errors import BodyTooLarge
 
 
 class BodyLimit:

@@ -6,8 +6,8 @@ from typing import Annotated, Sequence, TypeVar
 
 from fastapi import Path, Query
 
-from pipeline.refs import ASSET_RE, CODE_RE
-from services.api.schemas import Page
+from backlot.refs import ASSET_RE, CODE_RE
+from backlot.services.api.schemas import Page
 
 T = TypeVar("T")
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-import pipeline
-from pipeline.db.models import Sequence, Shot
-from services.api.convert import media_url, visible
-from services.api.schemas import ContactSheetItem, Page, ShotOut
+import backlot
+from backlot.db.models import Sequence, Shot
+from backlot.services.api.convert import media_url, visible
+from backlot.services.api.schemas import ContactSheetItem, Page, ShotOut
 
 IMAGE_RE = r"\.(png|jpe?g|gif|webp|svg|avif|bmp)$"
 THUMB_RE = r"(^|/)thumb(nail)?\.[^/]*$"
@@ -47,7 +47,7 @@ class StaleInfo:
 def stale_map(session: Session, project: str) -> dict[int, StaleInfo]:
     """Stale current versions of the project by id, with a one-line reason."""
     result = {}
-    for s in pipeline.find_stale_versions(session, project):
+    for s in backlot.find_stale_versions(session, project):
         source = visible(s.reason.input, project) or "an input of another project"
         if getattr(s.reason, "cause", "superseded") == "cut":
             result[s.id] = StaleInfo(f"{source} does not cover its shot's cut: {s.reason.superseded_by}")

@@ -24,10 +24,10 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy.engine import Engine
 
-from pipeline.access import webhooks
-from pipeline.access.webhooks import AttemptOutcome, DeliveryJob, sign_payload
-from pipeline.db.engine import session_scope
-from services.api.config import WebhookSettings
+from backlot.access import webhooks
+from backlot.access.webhooks import AttemptOutcome, DeliveryJob, sign_payload
+from backlot.db.engine import session_scope
+from backlot.services.api.config import WebhookSettings
 
 log = logging.getLogger("backlot.webhooks")
 USER_AGENT = "Backlot-Webhooks/1"

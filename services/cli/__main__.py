@@ -1,3 +1,3 @@
-from services.cli.app import main
+from backlot.services.cli.app import main
 
 main()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import (
+from backlot.services.cli import (
     cut_cmds,
     db_cmds,
     demo,

@@ -10,8 +10,8 @@ from typing import Any, List, Optional
 
 import typer
 
-import pipeline
-from pipeline.editorial import (
+import backlot
+from backlot.editorial import (
     ReadOptions,
     conform_cut,
     diff_revisions,
@@ -21,9 +21,9 @@ from pipeline.editorial import (
     list_revisions,
     set_settings,
 )
-from pipeline.editorial.frames import exact_rate
-from pipeline.errors import InvalidInputError
-from services.cli.output import emit_json, emit_table, err, out, user_errors
+from backlot.editorial.frames import exact_rate
+from backlot.errors import InvalidInputError
+from backlot.services.cli.output import emit_json, emit_table, err, out, user_errors
 
 app = typer.Typer(help="Editorial: import cuts, compare them, conform them to shot versions.", no_args_is_help=True)
 
@@ -51,7 +51,7 @@ def import_(
     with user_errors():
         options = ReadOptions(adapter, exact_rate(rate) if rate else None, ignore_timecode_mismatch, timeline,
                               tuple(sorted(_pairs(reader_option, "--reader-option"))))
-        with err.status(f"importing {file.name} into {project}"), pipeline.session() as s:
+        with err.status(f"importing {file.name} into {project}"), backlot.session() as s:
             result = import_cut(s, project, file, options=options, track_policy=tracks, first_frame=first_frame,
                                 handles=handles, create_shots=create_shots, name_unmatched=name_unmatched)
     if json_:
@@ -82,7 +82,7 @@ def diff(
     with user_errors():
         if json_ and csv_:
             raise InvalidInputError("choose --json or --csv, not both")
-        with pipeline.session() as s:
+        with backlot.session() as s:
             result = diff_revisions(s, project, from_, to)
     if json_:
         emit_json(result.to_dict())
@@ -106,7 +106,7 @@ def conform(
     json_: bool = JSON_OPT,
 ) -> None:
     """Write the cut back with every clip pointing at its shot's chosen version."""
-    with user_errors(), pipeline.session() as s:
+    with user_errors(), backlot.session() as s:
         result = conform_cut(s, project, out_file, policy=policy, revision=revision, adapter=adapter, media=media,
                              writer_options=dict(_pairs(writer_option, "--writer-option")))
     if json_:
@@ -122,7 +122,7 @@ def conform(
 @app.command("list")
 def list_(project: str, json_: bool = JSON_OPT) -> None:
     """The project's cut revisions."""
-    with user_errors(), pipeline.session() as s:
+    with user_errors(), backlot.session() as s:
         rows = list_revisions(s, project)
     if json_:
         emit_json([r.to_dict() for r in rows])
@@ -136,7 +136,7 @@ def list_(project: str, json_: bool = JSON_OPT) -> None:
 def show(project: str, revision: Optional[int] = typer.Option(None, help="Default: the latest."),
          json_: bool = JSON_OPT) -> None:
     """The clips of a revision in editorial order, with their shots and shot frames."""
-    with user_errors(), pipeline.session() as s:
+    with user_errors(), backlot.session() as s:
         items = list_items(s, project, revision)
     if json_:
         emit_json([i.to_dict() for i in items])
@@ -158,7 +158,7 @@ def settings(
     """Show or change how the project reads cuts (no option: show)."""
     with user_errors():
         rule_list = _read_rules(rules) if rules else None
-        with pipeline.session() as s:
+        with backlot.session() as s:
             if rule_list is None and tracks is None and first_frame is None and handles is None:
                 current = get_settings(s, project)
             else:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from pipeline.config import load_settings
-from pipeline.db import migrate
-from pipeline.db.embedded import EmbeddedPostgres
-from pipeline.db.engine import get_engine
-from services.cli.output import emit_json, out, user_errors
+from backlot.config import load_settings
+from backlot.db import migrate
+from backlot.db.embedded import EmbeddedPostgres
+from backlot.db.engine import get_engine
+from backlot.services.cli.output import emit_json, out, user_errors
 
 app = typer.Typer(help="Database schema and the embedded PostgreSQL server.", no_args_is_help=True)
 

@@ -23,8 +23,8 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, Progress, TextColumn
 
-import pipeline
-from services.cli.output import emit_table, err, out, user_errors
+import backlot
+from backlot.services.cli.output import emit_table, err, out, user_errors
 
 CUT_FILE = Path(__file__).parent / "demo_data" / "sq010_cut_v001.otio"
 CHARACTERS = {"mara": (200, 85, 61), "ovid": (45, 125, 210)}
@@ -53,9 +53,9 @@ def demo(project: Optional[str] = typer.Option(None, help="Project code (default
     """Build a small production end to end through a real worker, and show what changed."""
     with user_errors():
         started = time.monotonic()
-        with pipeline.session() as s:
+        with backlot.session() as s:
             code = project or _free_code(s, "demo")
-        folder = (output or pipeline.config.load_settings().home / "demo" / code).resolve()
+        folder = (output or backlot.config.load_settings().home / "demo" / code).resolve()
         folder.mkdir(parents=True, exist_ok=True)
         worker = _start_worker(folder / "worker.log")
         try:
@@ -66,11 +66,11 @@ def demo(project: Optional[str] = typer.Option(None, help="Project code (default
 
 
 def _run(code: str, folder: Path) -> None:
-    from pipeline import generation as gen
-    from pipeline.editorial import conform_cut, import_cut
+    from backlot import generation as gen
+    from backlot.editorial import conform_cut, import_cut
 
-    with pipeline.session() as s:
-        pipeline.create_project(s, code, name="Backlot demo", fps="24")
+    with backlot.session() as s:
+        backlot.create_project(s, code, name="Backlot demo", fps="24")
         base = gen.build_and_register_tiny(s, code)
         art = {name: _publish_art(s, code, name, folder, seed=1) for name in CHARACTERS}
         cut = import_cut(s, code, CUT_FILE, create_shots=True)
@@ -79,59 +79,59 @@ def _run(code: str, folder: Path) -> None:
     adapter1 = _train(code, base.ref, list(art.values()), "adapters/cast", key="v1")
     shots = _render_all(code, base.ref, adapter1)
     before = _current_renders(code, shots)
-    with pipeline.session() as s:
+    with backlot.session() as s:
         new_art = _publish_art(s, code, "mara", folder, seed=2)
     out.print(f"new look for mara approved: {new_art}")
     adapter2 = _train(code, base.ref, [new_art, art["ovid"]], "adapters/cast", key="v2")
-    with pipeline.session() as s:
-        plan = pipeline.plan_regeneration(s, code)
+    with backlot.session() as s:
+        plan = backlot.plan_regeneration(s, code)
     emit_table("Regeneration plan", ["#", "shot", "remake", "because", "continuity"],
                [(i.editorial_order, i.shot, i.version.split("/", 1)[1], i.reason.split("/", 1)[-1], i.continuity)
                 for i in plan])
     _regenerate(code)
     after = _current_renders(code, shots)
-    with pipeline.session() as s:
+    with backlot.session() as s:
         conformed = conform_cut(s, code, folder / "sq010_conformed.otio", policy="latest")
-        left = pipeline.plan_regeneration(s, code)
+        left = backlot.plan_regeneration(s, code)
     sheet = _contact_sheet(before, after, folder / "contact_sheet.png")
     out.print(f"stale after regeneration: {len(left)}")
     out.print(f"conformed cut:  {folder / 'sq010_conformed.otio'} ({len(getattr(conformed, 'clips', []) or [])} clips relinked)")
     out.print(f"contact sheet:  {sheet} (top: before, bottom: after)")
     out.print(f"worker log:     {folder / 'worker.log'}")
-    out.print(f"store:          {pipeline.config.load_settings().store_url}")
+    out.print(f"store:          {backlot.config.load_settings().store_url}")
     out.print(f"look around:    backlot shot list {code} · backlot lineage {code}/shots/{shots[-1]}/main@latest · "
               f"backlot jobs --project {code} · backlot serve")
 
 
 def _publish_art(s, code: str, name: str, folder: Path, seed: int) -> str:
     path = concept_art(folder / f"{name}_v{seed}.png", name, seed)
-    version = pipeline.publish_version(s, code, f"characters/{name}", [path], kind="concept_art", names=["sheet.png"],
+    version = backlot.publish_version(s, code, f"characters/{name}", [path], kind="concept_art", names=["sheet.png"],
                                        metadata={"seed": seed})
-    return pipeline.set_status(s, version.ref, "approved", note="look signed off").ref
+    return backlot.set_status(s, version.ref, "approved", note="look signed off").ref
 
 
 def _train(code: str, base: str, art: list[str], name: str, key: str) -> str:
-    from services.worker.submit import submit_training
+    from backlot.services.worker.submit import submit_training
 
-    with pipeline.session() as s:
+    with backlot.session() as s:
         job = submit_training(s, code, name, art, base_model=base, captions=["mara and ovid"],
                               settings={"steps": 60, "lr": 1e-3, "seed": 3}, key=f"{code}:train:{key}")
     _dispatch()
     (done,) = _wait([job.id], f"training {name}")
-    with pipeline.session() as s:
-        version = pipeline.get_version(s, done.result_version_id)
-        pipeline.set_status(s, version.ref, "approved", note="adapter looks right")
+    with backlot.session() as s:
+        version = backlot.get_version(s, done.result_version_id)
+        backlot.set_status(s, version.ref, "approved", note="adapter looks right")
     out.print(f"adapter {version.ref} trained by the worker (loss {version.recipe['eval_loss_before']:.3f} → "
               f"{version.recipe['eval_loss_after']:.3f}) and approved")
     return version.ref
 
 
 def _render_all(code: str, base: str, adapter: str) -> list[str]:
-    from services.worker.app import create_app
-    from services.worker.submit import send_chains, submit_render
+    from backlot.services.worker.app import create_app
+    from backlot.services.worker.submit import send_chains, submit_render
 
-    with pipeline.session() as s:
-        shots = [shot.code for shot in pipeline.list_shots(s, code)]
+    with backlot.session() as s:
+        shots = [shot.code for shot in backlot.list_shots(s, code)]
         chain, previous = [], None
         for shot in shots:
             settings = dict(RENDER, prompt=RENDER["prompt"].format(shot=shot))
@@ -141,32 +141,32 @@ def _render_all(code: str, base: str, adapter: str) -> list[str]:
             previous = job.id
     send_chains(create_app(), [chain])
     done = _wait([j.id for j in chain], f"rendering {len(shots)} shots in editorial order")
-    with pipeline.session() as s:
+    with backlot.session() as s:
         for record in done:
-            pipeline.set_status(s, record.result_version_id, "approved", note="first pass approved")
+            backlot.set_status(s, record.result_version_id, "approved", note="first pass approved")
     out.print(f"{len(shots)} shots rendered by the worker with continuity, and approved")
     return shots
 
 
 def _regenerate(code: str) -> None:
-    from services.worker.app import create_app
-    from services.worker.submit import regenerate
+    from backlot.services.worker.app import create_app
+    from backlot.services.worker.submit import regenerate
 
     _batch, items, chains = regenerate(create_app(), code)
     done = _wait([j.id for c in chains for j in c], f"regenerating {len(items)} stale shots")
-    with pipeline.session() as s:
+    with backlot.session() as s:
         for record in done:
-            pipeline.set_status(s, record.result_version_id, "approved", note="new look approved")
+            backlot.set_status(s, record.result_version_id, "approved", note="new look approved")
     out.print(f"{len(done)} shots regenerated by the worker (each with a regenerated_from input) and approved")
 
 
 def _current_renders(code: str, shots: list[str]) -> list[Path]:
-    from pipeline.generation.models import version_folder
+    from backlot.generation.models import version_folder
 
     paths = []
-    with pipeline.session() as s:
+    with backlot.session() as s:
         for shot in shots:
-            version = pipeline.get_version(s, f"{code}/shots/{shot}/main@latest")
+            version = backlot.get_version(s, f"{code}/shots/{shot}/main@latest")
             paths.append(version_folder(version) / "thumbnail.png")
     return paths
 
@@ -184,35 +184,35 @@ def _contact_sheet(before: list[Path], after: list[Path], path: Path) -> Path:
 
 
 def _dispatch() -> None:
-    from services.worker.app import create_app
-    from services.worker.dispatch import dispatch
+    from backlot.services.worker.app import create_app
+    from backlot.services.worker.dispatch import dispatch
 
     dispatch(create_app())
 
 
 def _wait(ids: list[int], what: str, timeout: float = 900):
-    from pipeline import jobs
+    from backlot import jobs
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   console=err, transient=True) as bar:
         task = bar.add_task(what, total=len(ids))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with pipeline.session() as s:
+            with backlot.session() as s:
                 records = [jobs.get_job(s, i) for i in ids]
             bar.update(task, completed=sum(r.progress for r in records))
             if all(r.state in ("done", "failed", "cancelled") for r in records):
                 failed = [r for r in records if r.state != "done"]
                 if failed:
-                    raise pipeline.BacklotError(f"{what}: job {failed[0].id} {failed[0].state}: {failed[0].error}")
+                    raise backlot.BacklotError(f"{what}: job {failed[0].id} {failed[0].state}: {failed[0].error}")
                 return records
             time.sleep(0.3)
-    raise pipeline.BacklotError(f"{what} did not finish in {timeout:.0f}s; see `backlot jobs`")
+    raise backlot.BacklotError(f"{what} did not finish in {timeout:.0f}s; see `backlot jobs`")
 
 
 def _start_worker(log: Path) -> subprocess.Popen:
     env = dict(os.environ, BACKLOT_DISPATCH_EVERY_S="1")
-    return subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "--queues", "gpu,cpu",
+    return subprocess.Popen([sys.executable, "-m", "backlot.services.cli", "worker", "--queues", "gpu,cpu",
                              "--loglevel", "info"], stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env,
                             start_new_session=True)
 
@@ -227,7 +227,7 @@ def _stop_worker(worker: subprocess.Popen) -> None:
 
 
 def _free_code(session, wanted: str) -> str:
-    taken = {p.code for p in pipeline.list_projects(session)}
+    taken = {p.code for p in backlot.list_projects(session)}
     code, n = wanted, 1
     while code in taken:
         n += 1

@@ -8,10 +8,10 @@ from typing import List, Optional
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-import pipeline
-from pipeline import generation as gen
-from pipeline.errors import InvalidInputError
-from services.cli.output import emit_json, err, out, user_errors
+import backlot
+from backlot import generation as gen
+from backlot.errors import InvalidInputError
+from backlot.services.cli.output import emit_json, err, out, user_errors
 
 model_app = typer.Typer(help="Base models: register local diffusers pipelines, or build the tiny stand-in.",
                         no_args_is_help=True)
@@ -38,7 +38,7 @@ def model_register(project: str, name: str, path: Path,
                                                   help="Leave the files where they are instead of copying them."),
                    json_: bool = JSON_OPT) -> None:
     """Register a local diffusers pipeline folder as a base_model version."""
-    with user_errors(), err.status(f"hashing {path}"), pipeline.session() as s:
+    with user_errors(), err.status(f"hashing {path}"), backlot.session() as s:
         version = gen.register_model(s, project, name, path, copy=not reference)
     _done(version, json_, "registered")
 
@@ -50,7 +50,7 @@ def model_tiny(project: str, name: Optional[str] = typer.Option(None, help="Asse
                json_: bool = JSON_OPT) -> None:
     """Build the tiny stand-in pipeline (random weights, offline) and register it."""
     kind = "animatediff" if video else "image"
-    with user_errors(), err.status("building the tiny pipeline"), pipeline.session() as s:
+    with user_errors(), err.status("building the tiny pipeline"), backlot.session() as s:
         version = gen.build_and_register_tiny(s, project, name or ("models/tiny_video" if video else "models/tiny"),
                                               seed=seed, kind=kind)
     _done(version, json_, "registered")
@@ -69,7 +69,7 @@ def adapter_train(
 ) -> None:
     """Train a LoRA on concept-art versions and publish it as an adapter version."""
     settings = gen.TrainSettings(rank=rank, steps=steps, lr=lr, resolution=resolution, seed=seed)
-    with user_errors(), _progress() as bar, pipeline.session() as s:
+    with user_errors(), _progress() as bar, backlot.session() as s:
         task = bar.add_task(f"training {name}", total=steps)
         version = gen.train_adapter(s, project, name, from_, base_model=base or f"{project}/models/tiny@approved",
                                     captions=caption, settings=settings,
@@ -113,7 +113,7 @@ def render(
         width, height = _parse_size(size)
         settings = gen.RenderSettings(prompt=prompt, negative_prompt=negative_prompt, seed=seed, steps=steps,
                                       guidance_scale=guidance, width=width, height=height)
-        with pipeline.session() as s:
+        with backlot.session() as s:
             plan = gen.plan_render(s, project, shot, settings, base_model=base or f"{project}/models/tiny@approved",
                                    adapters=[_parse_adapter(a) for a in adapter], frames=frames,
                                    continuity=not no_continuity, output=output)
@@ -126,7 +126,7 @@ def render(
 
 def verify(ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"), json_: bool = JSON_OPT) -> None:
     """Re-render a version from its recipe in a fresh process and compare the bytes."""
-    with user_errors(), err.status(f"re-rendering {ref}"), pipeline.session() as s:
+    with user_errors(), err.status(f"re-rendering {ref}"), backlot.session() as s:
         result = gen.verify_version(s, ref)
     if json_:
         emit_json(result.__dict__)
@@ -138,7 +138,7 @@ def verify(ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"), json_: boo
 
 def rerender(ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"), json_: bool = JSON_OPT) -> None:
     """A new version from the same recipe with current upstream (records regenerated_from)."""
-    with user_errors(), pipeline.session() as s, _progress() as bar:
+    with user_errors(), backlot.session() as s, _progress() as bar:
         task = bar.add_task(f"re-rendering {ref}", total=None)
         version = gen.rerender_version(s, ref, progress=lambda n: bar.update(task, completed=n))
     _done(version, json_, "rendered")

@@ -12,9 +12,9 @@ import typer
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn
 
-import pipeline
-from pipeline import jobs as job_service
-from services.cli.output import emit_json, emit_table, err, out, user_errors
+import backlot
+from backlot import jobs as job_service
+from backlot.services.cli.output import emit_json, emit_table, err, out, user_errors
 
 jobs_app = typer.Typer(help="Dispatched work: list, watch, cancel.", invoke_without_command=True)
 regen_app = typer.Typer(help="Regenerate stale shots.", no_args_is_help=True)
@@ -30,7 +30,7 @@ def worker(queues: str = typer.Option("gpu,cpu", help="Comma-separated queues to
     with user_errors():
         if warm:
             os.environ["BACKLOT_WARM_MODEL"] = warm
-        from services.worker.app import app
+        from backlot.services.worker.app import app
 
         app.worker_main(["worker", f"--queues={queues}", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
                          "--pool=prefork", "--without-gossip", "--without-mingle", f"--hostname=backlot-{os.getpid()}@%h"])
@@ -48,7 +48,7 @@ def jobs_list(ctx: typer.Context, project: Optional[str] = typer.Option(None),
         if watch:
             _watch(project)
             return
-        with pipeline.session() as s:
+        with backlot.session() as s:
             rows = job_service.list_jobs(s, project, active_only=active)
     if json_:
         emit_json([r.to_dict() for r in rows])
@@ -61,7 +61,7 @@ def jobs_list(ctx: typer.Context, project: Optional[str] = typer.Option(None),
 @jobs_app.command("cancel")
 def jobs_cancel(job_id: int) -> None:
     """Cancel a job; a running one stops at its next progress report."""
-    with user_errors(), pipeline.session() as s:
+    with user_errors(), backlot.session() as s:
         record = job_service.cancel_job(s, job_id)
     out.print(f"job {record.id} cancelled")
 
@@ -71,7 +71,7 @@ def _watch(project: Optional[str], batch: Optional[str] = None) -> None:
     tasks: dict[int, int] = {}
     with Live(progress, console=err, transient=False):
         while True:
-            with pipeline.session() as s:
+            with backlot.session() as s:
                 rows = job_service.list_jobs(s, project, batch=batch)
             for r in rows:
                 if r.id not in tasks:
@@ -85,8 +85,8 @@ def _watch(project: Optional[str], batch: Optional[str] = None) -> None:
 @regen_app.command("plan")
 def regen_plan(project: str, sequence: Optional[str] = typer.Option(None), json_: bool = JSON_OPT) -> None:
     """The stale shots in editorial order, why, and what their new versions will use."""
-    with user_errors(), pipeline.session() as s:
-        items = pipeline.plan_regeneration(s, project, sequence)
+    with user_errors(), backlot.session() as s:
+        items = backlot.plan_regeneration(s, project, sequence)
     if json_:
         emit_json([i.to_dict() for i in items])
         return
@@ -104,13 +104,13 @@ def regen_run(project: str, sequence: Optional[str] = typer.Option(None),
               json_: bool = JSON_OPT) -> None:
     """Dispatch the plan: a chain of renders per sequence, sequences in parallel."""
     with user_errors():
-        from services.worker.app import app
-        from services.worker.submit import regenerate
+        from backlot.services.worker.app import app
+        from backlot.services.worker.submit import regenerate
 
         batch, items, chains = regenerate(app, project, sequence)
         if wait and chains:
             _watch(project, batch)
-        with pipeline.session() as s:
+        with backlot.session() as s:
             rows = job_service.list_jobs(s, project, batch=batch)
     if json_:
         emit_json({"batch": batch, "plan": [i.to_dict() for i in items], "jobs": [r.to_dict() for r in rows]})

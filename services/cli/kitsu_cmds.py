@@ -8,8 +8,8 @@ from typing import List, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-import pipeline
-from services.cli.output import emit_json, emit_table, fail, out, user_errors
+import backlot
+from backlot.services.cli.output import emit_json, emit_table, fail, out, user_errors
 
 app = typer.Typer(help="Review in Kitsu: link a production, push previews, pull statuses and notes.",
                   no_args_is_help=True)
@@ -41,8 +41,8 @@ def link(project: str,
                                                                           "served beside the API (Zou's event_stream)."),
          json_: bool = JSON_OPT) -> None:
     """Link PROJECT to a Kitsu production and keep the credentials for later syncs."""
-    from integrations.kitsu import link_project
-    from integrations.kitsu.client import Credentials
+    from backlot.integrations.kitsu import link_project
+    from backlot.integrations.kitsu.client import Credentials
 
     if bool(bot_token) == bool(login):
         raise fail("give either --bot-token TOKEN or --login EMAIL")
@@ -51,7 +51,7 @@ def link(project: str,
         credentials = Credentials("login", password, login)
     else:
         credentials = Credentials("bot-token", bot_token)
-    with user_errors(), pipeline.session() as s:
+    with user_errors(), backlot.session() as s:
         record = link_project(s, project, url, credentials, production=production, task_type=task_type,
                               create=create, status_map=_parse_status_map(status_map), events_url=events_url)
     if json_:
@@ -64,9 +64,9 @@ def link(project: str,
 @app.command("show")
 def show(project: str, json_: bool = JSON_OPT) -> None:
     """The project's Kitsu link (no secret is shown)."""
-    from integrations.kitsu import get_link
+    from backlot.integrations.kitsu import get_link
 
-    with user_errors(), pipeline.session() as s:
+    with user_errors(), backlot.session() as s:
         record = get_link(s, project)
     if json_:
         emit_json(record.to_dict())
@@ -86,7 +86,7 @@ def sync(project: str,
          dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be sent and brought back; change nothing."),
          json_: bool = JSON_OPT) -> None:
     """Push new shot renders to Kitsu as previews; bring review statuses and comments back."""
-    from integrations.kitsu import sync_project
+    from backlot.integrations.kitsu import sync_project
 
     both = not push and not pull
     with user_errors(), _progress(json_) as tick:
@@ -107,7 +107,7 @@ def watch(project: str,
     """Sync, then pull whenever Kitsu's event stream reports a comment (and every --poll seconds)."""
     import json as json_lib
 
-    from integrations.kitsu.watch import watch_project
+    from backlot.integrations.kitsu.watch import watch_project
 
     def show(report, why: str) -> None:
         if json_:

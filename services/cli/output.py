@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.errors import BacklotError
+from backlot.errors import BacklotError
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from services.cli.output import err, user_errors
+from backlot.services.cli.output import err, user_errors
 
 
 def serve(
@@ -19,7 +19,7 @@ def serve(
     """Serve the HTTP API (/api, docs at /docs) and the review page (/review)."""
     import uvicorn
 
-    from services.api.app import WEBHOOKS_ENV, app_from_env
+    from backlot.services.api.app import WEBHOOKS_ENV, app_from_env
 
     os.environ[WEBHOOKS_ENV] = "on" if webhooks else "off"
     with user_errors():

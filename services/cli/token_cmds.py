@@ -6,9 +6,9 @@ from typing import Optional
 
 import typer
 
-import pipeline
-from pipeline import access
-from services.cli.output import emit_json, emit_table, err, out, user_errors
+import backlot
+from backlot import access
+from backlot.services.cli.output import emit_json, emit_table, err, out, user_errors
 
 app = typer.Typer(help="API tokens for the HTTP API (scoped to a project and a role).", no_args_is_help=True)
 
@@ -22,7 +22,7 @@ def create(
     json_: bool = typer.Option(False, "--json", help="Print JSON on stdout (nothing else)."),
 ) -> None:
     """Create a token; its secret is printed once and never stored."""
-    with user_errors(), pipeline.session() as s:
+    with user_errors(), backlot.session() as s:
         issued = access.create_token(s, project, role, name=name, expires=expires)
     if json_:
         emit_json(issued.record.to_dict() | {"token": issued.secret})
@@ -37,7 +37,7 @@ def create(
 def list_(project: Optional[str] = typer.Option(None, help="Only this project's tokens."),
           json_: bool = typer.Option(False, "--json", help="Print JSON on stdout (nothing else).")) -> None:
     """List tokens (never their secrets)."""
-    with user_errors(), pipeline.session() as s:
+    with user_errors(), backlot.session() as s:
         tokens = access.list_tokens(s, project)
     if json_:
         emit_json([t.to_dict() | {"state": t.state()} for t in tokens])
@@ -51,6 +51,6 @@ def list_(project: Optional[str] = typer.Option(None, help="Only this project's 
 @app.command("revoke")
 def revoke(token: str = typer.Argument(..., help="The token's id or its prefix (blt_xxxxxxxx).")) -> None:
     """Revoke a token: requests with it are refused from now on."""
-    with user_errors(), pipeline.session() as s:
+    with user_errors(), backlot.session() as s:
         record = access.revoke_token(s, token)
     out.print(f"token {record.id} ({record.prefix}…, {record.project}/{record.role}) is revoked")

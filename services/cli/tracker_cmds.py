@@ -8,9 +8,9 @@ from typing import List, Optional
 
 import typer
 
-import pipeline
-from pipeline.errors import InvalidInputError
-from services.cli.output import emit_json, emit_table, err, out, user_errors
+import backlot
+from backlot.errors import InvalidInputError
+from backlot.services.cli.output import emit_json, emit_table, err, out, user_errors
 
 project_app = typer.Typer(help="Projects (films).", no_args_is_help=True)
 shot_app = typer.Typer(help="Shots and sequences.", no_args_is_help=True)
@@ -32,8 +32,8 @@ def project_create(
     json_: bool = JSON_OPT,
 ) -> None:
     """Create a project."""
-    with user_errors(), pipeline.session() as s:
-        project = pipeline.create_project(s, code, name=name, fps=fps, width=width, height=height,
+    with user_errors(), backlot.session() as s:
+        project = backlot.create_project(s, code, name=name, fps=fps, width=width, height=height,
                                           stale_policy=stale_policy)
     if json_:
         emit_json(project.to_dict())
@@ -44,8 +44,8 @@ def project_create(
 @project_app.command("list")
 def project_list(json_: bool = JSON_OPT) -> None:
     """List projects."""
-    with user_errors(), pipeline.session() as s:
-        projects = pipeline.list_projects(s)
+    with user_errors(), backlot.session() as s:
+        projects = backlot.list_projects(s)
     if json_:
         emit_json([p.to_dict() for p in projects])
         return
@@ -56,8 +56,8 @@ def project_list(json_: bool = JSON_OPT) -> None:
 @project_app.command("set-policy")
 def project_set_policy(code: str, policy: str = typer.Argument(..., help="'approved' or 'latest'.")) -> None:
     """Choose what supersedes an input: a newer approved version, or any newer one."""
-    with user_errors(), pipeline.session() as s:
-        pipeline.set_stale_policy(s, code, policy)
+    with user_errors(), backlot.session() as s:
+        backlot.set_stale_policy(s, code, policy)
     out.print(f"{code}: stale policy is now {policy}")
 
 
@@ -75,8 +75,8 @@ def shot_create(
     json_: bool = JSON_OPT,
 ) -> None:
     """Create a shot."""
-    with user_errors(), pipeline.session() as s:
-        shot = pipeline.create_shot(s, project, code, sequence=sequence, frames=frames, first_frame=first_frame,
+    with user_errors(), backlot.session() as s:
+        shot = backlot.create_shot(s, project, code, sequence=sequence, frames=frames, first_frame=first_frame,
                                     handles=handles)
     if json_:
         emit_json(shot.to_dict())
@@ -87,8 +87,8 @@ def shot_create(
 @shot_app.command("list")
 def shot_list(project: str, sequence: Optional[str] = typer.Option(None), json_: bool = JSON_OPT) -> None:
     """List shots in editorial order."""
-    with user_errors(), pipeline.session() as s:
-        shots = pipeline.list_shots(s, project, sequence)
+    with user_errors(), backlot.session() as s:
+        shots = backlot.list_shots(s, project, sequence)
     if json_:
         emit_json([x.to_dict() for x in shots])
         return
@@ -101,8 +101,8 @@ def shot_list(project: str, sequence: Optional[str] = typer.Option(None), json_:
 
 def assets(project: str, kind: Optional[str] = typer.Option(None), json_: bool = JSON_OPT) -> None:
     """List the assets of a project."""
-    with user_errors(), pipeline.session() as s:
-        rows = pipeline.list_assets(s, project, kind)
+    with user_errors(), backlot.session() as s:
+        rows = backlot.list_assets(s, project, kind)
     if json_:
         emit_json([a.to_dict() for a in rows])
         return
@@ -127,8 +127,8 @@ def publish(
         inputs = [_split_pair(spec, "--input", "ROLE=REF") for spec in input_]
         metadata = dict(_split_pair(item, "--meta", "KEY=VALUE") for item in meta)
         recipe_body = _read_json(recipe) if recipe else None
-        with err.status(f"publishing {len(files)} file(s) to {project}/{asset}"), pipeline.session() as s:
-            version = pipeline.publish_version(s, project, asset, files, kind=kind, inputs=inputs, recipe=recipe_body,
+        with err.status(f"publishing {len(files)} file(s) to {project}/{asset}"), backlot.session() as s:
+            version = backlot.publish_version(s, project, asset, files, kind=kind, inputs=inputs, recipe=recipe_body,
                                                metadata=metadata, status=status, shot=shot)
     if json_:
         emit_json(version.to_dict())
@@ -139,9 +139,9 @@ def publish(
 def versions(asset_ref: str = typer.Argument(..., metavar="PROJECT/ASSET"), json_: bool = JSON_OPT) -> None:
     """List the versions of an asset."""
     with user_errors():
-        ref = pipeline.parse_asset_ref(asset_ref)
-        with pipeline.session() as s:
-            rows = pipeline.list_versions(s, ref.project, ref.asset)
+        ref = backlot.parse_asset_ref(asset_ref)
+        with backlot.session() as s:
+            rows = backlot.list_versions(s, ref.project, ref.asset)
     if json_:
         emit_json([v.to_dict() for v in rows])
         return
@@ -152,9 +152,9 @@ def versions(asset_ref: str = typer.Argument(..., metavar="PROJECT/ASSET"), json
 
 def show(ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"), json_: bool = JSON_OPT) -> None:
     """Show one version: files, inputs, recipe, notes."""
-    with user_errors(), pipeline.session() as s:
-        version = pipeline.get_version(s, ref)
-        notes = pipeline.list_notes(s, version.id)
+    with user_errors(), backlot.session() as s:
+        version = backlot.get_version(s, ref)
+        notes = backlot.list_notes(s, version.id)
     if json_:
         emit_json(version.to_dict() | {"notes": [n.to_dict() for n in notes]})
         return
@@ -191,8 +191,8 @@ def set_status(ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"),
 
 def note(ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"), text: str = typer.Argument(...)) -> None:
     """Add a review note to a version."""
-    with user_errors(), pipeline.session() as s:
-        pipeline.add_note(s, ref, text)
+    with user_errors(), backlot.session() as s:
+        backlot.add_note(s, ref, text)
     out.print(f"noted on {ref}")
 
 
@@ -200,8 +200,8 @@ def _set_status(ref: str, status: str, note_text: Optional[str]) -> None:
     with user_errors():
         if status == "rejected" and not (note_text or "").strip():
             raise InvalidInputError("a rejection needs a --note saying what is wrong")
-        with pipeline.session() as s:
-            version = pipeline.set_status(s, ref, status, note=note_text)
+        with backlot.session() as s:
+            version = backlot.set_status(s, ref, status, note=note_text)
     out.print(f"{version.ref} is {version.status}")
 
 
@@ -216,8 +216,8 @@ def lineage(
     with user_errors():
         if up and down:
             raise InvalidInputError("choose --up or --down, not both")
-        with pipeline.session() as s:
-            walk = pipeline.get_outputs if down else pipeline.get_inputs
+        with backlot.session() as s:
+            walk = backlot.get_outputs if down else backlot.get_inputs
             edges = walk(s, ref, transitive=not direct)
     if json_:
         emit_json([e.to_dict() for e in edges])
@@ -229,8 +229,8 @@ def lineage(
 
 def stale(project: str, json_: bool = JSON_OPT) -> None:
     """List the current versions that are stale, and why."""
-    with user_errors(), pipeline.session() as s:
-        rows = pipeline.find_stale_versions(s, project)
+    with user_errors(), backlot.session() as s:
+        rows = backlot.find_stale_versions(s, project)
     if json_:
         emit_json([r.to_dict() for r in rows])
         return

@@ -17,10 +17,10 @@ TASK_TIME_LIMIT = int(os.environ.get("BACKLOT_TASK_TIME_LIMIT", 6 * 3600))
 
 
 def create_app() -> Celery:
-    from services.worker.broker import broker_url, is_embedded
+    from backlot.services.worker.broker import broker_url, is_embedded
 
     url = broker_url()
-    app = Celery("backlot", broker=url, include=["services.worker.tasks"])
+    app = Celery("backlot", broker=url, include=["backlot.services.worker.tasks"])
     # The SQLAlchemy transport hands its options to create_engine, so only real brokers get them.
     options = {} if is_embedded(url) else {"visibility_timeout": TASK_TIME_LIMIT + 3600}
     app.conf.update(

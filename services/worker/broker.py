@@ -31,8 +31,8 @@ from kombu.utils.encoding import bytes_to_str
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import OperationalError
 
-from pipeline.config import load_settings
-from pipeline.db.engine import resolve_url
+from backlot.config import load_settings
+from backlot.db.engine import resolve_url
 
 log = logging.getLogger("backlot.broker")
 POLLING_INTERVAL = 0.1  # without a LISTEN connection (as before it existed)
@@ -178,7 +178,7 @@ class PostgresTransport(SQLAlchemyTransport):
             self._closed.wait(1.0)
 
 
-TRANSPORT_ALIASES.setdefault("backlotpg", "services.worker.broker:PostgresTransport")
+TRANSPORT_ALIASES.setdefault("backlotpg", "backlot.services.worker.broker:PostgresTransport")
 
 
 def broker_url() -> str:

@@ -15,8 +15,8 @@ import logging
 import os
 import threading
 
-import pipeline
-from pipeline import jobs
+import backlot
+from backlot import jobs
 
 log = logging.getLogger("backlot.dispatch")
 STALE_AFTER = float(os.environ.get("BACKLOT_JOB_STALE_S", 120))  # seconds without a heartbeat
@@ -28,7 +28,7 @@ def dispatch(app) -> int:
     """Send what is due; returns how many jobs were sent. A broker error puts the unsent ones
     back to queued (and is raised); a crash between commit and send is caught by the re-send
     rule for dispatched jobs that never started."""
-    with pipeline.session() as s:
+    with backlot.session() as s:
         due = take_due(s)
     return send(app, due)
 
@@ -47,7 +47,7 @@ def send(app, due: list[tuple[int, str]]) -> int:
         try:
             app.send_task("backlot.run_job", args=[job_id], queue=queue, retry=False)
         except Exception:
-            with pipeline.session() as s:
+            with backlot.session() as s:
                 jobs.requeue(s, [j for j, _ in due[index:]])
             raise
     return len(due)

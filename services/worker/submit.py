@@ -7,10 +7,10 @@ from typing import Sequence
 
 from celery import chain, group
 
-import pipeline
-from pipeline import jobs
-from pipeline.db.jobs import JobKind
-from pipeline.lineage import PlanItem, plan_regeneration
+import backlot
+from backlot import jobs
+from backlot.db.jobs import JobKind
+from backlot.lineage import PlanItem, plan_regeneration
 
 
 def submit_render(session, project: str, shot: str, settings: dict, *, base_model: str, adapters: Sequence[dict] = (),
@@ -50,14 +50,14 @@ def send_chains(app, chains: Sequence[Sequence[jobs.JobRecord]]) -> None:
     go back to queued and the dispatcher sends them one by one as their dependencies finish.
     """
     ids = [j.id for c in chains for j in c]
-    with pipeline.session() as s:
+    with backlot.session() as s:
         jobs.mark_dispatched(s, ids)
     canvas = group(chain(app.signature("backlot.run_job", args=[j.id], queue=j.queue, immutable=True) for j in c)
                    for c in chains)
     try:
         canvas.apply_async()
     except Exception:
-        with pipeline.session() as s:
+        with backlot.session() as s:
             jobs.requeue(s, ids)
         raise
 
@@ -65,7 +65,7 @@ def send_chains(app, chains: Sequence[Sequence[jobs.JobRecord]]) -> None:
 def regenerate(app, project: str, sequence: str | None = None) -> tuple[str, list[PlanItem], list[list[jobs.JobRecord]]]:
     """Plan and dispatch a regeneration; returns (batch id, plan, job chains)."""
     batch = uuid.uuid4().hex[:12]
-    with pipeline.session() as s:
+    with backlot.session() as s:
         items = plan_regeneration(s, project, sequence)
         chains = submit_regeneration(s, project, items, batch)
     if chains:

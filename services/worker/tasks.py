@@ -17,13 +17,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select
 from celery.signals import worker_process_init, worker_ready
 
-import pipeline
-from pipeline import jobs
-from pipeline.db.jobs import JobKind, JobState
-from pipeline.db.models import Version
-from pipeline.errors import BacklotError
-from services.worker.app import app
-from services.worker.dispatch import STALE_AFTER, send, take_due
+import backlot
+from backlot import jobs
+from backlot.db.jobs import JobKind, JobState
+from backlot.db.models import Version
+from backlot.errors import BacklotError
+from backlot.services.worker.app import app
+from backlot.services.worker.dispatch import STALE_AFTER, send, take_due
 
 log = logging.getLogger("backlot.worker")
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
@@ -35,7 +35,7 @@ def run_job(self, job_id: int) -> int | None:
     """Two transactions on the way: the claim, and one that publishes the version, marks the
     job done and marks what is due next dispatched (sent once it has committed). A render
     shorter than HEARTBEAT_EVERY writes nothing in between."""
-    with pipeline.session() as s:
+    with backlot.session() as s:
         job = jobs.claim_job(s, job_id, WORKER_NAME, stale_after=STALE_AFTER)
         if job is None:
             return None
@@ -55,7 +55,7 @@ def run_job(self, job_id: int) -> int | None:
         version_id, due = execute(kind, project, params, job_id, continuity)
     except (Exception, SoftTimeLimitExceeded) as exc:  # noqa: BLE001 - every failure is recorded on the job
         final = isinstance(exc, BacklotError)  # bad input will not get better by retrying
-        with pipeline.session() as s:
+        with backlot.session() as s:
             jobs.fail_attempt(s, job_id, f"{type(exc).__name__}: {exc}", tb.format_exc(), final=final)
         log.warning("job %s failed: %s", job_id, exc)
         return None
@@ -78,7 +78,7 @@ def execute(kind: JobKind, project: str, params: dict, job_id: int,
             continuity: int | None) -> tuple[int, list[tuple[int, str]]]:
     """Run the work and publish, with the job marked done in the same transaction as the
     version; returns the version and the jobs that transaction marked dispatched (to send)."""
-    from pipeline import generation as gen
+    from backlot import generation as gen
 
     last = [time.monotonic()]  # the claim has just beaten
 
@@ -87,12 +87,12 @@ def execute(kind: JobKind, project: str, params: dict, job_id: int,
         if time.monotonic() - last[0] < HEARTBEAT_EVERY or fraction >= 1:
             return
         last[0] = time.monotonic()
-        with pipeline.session() as s:
+        with backlot.session() as s:
             if not jobs.report_progress(s, job_id, fraction, note):
                 raise BacklotError(f"job {job_id} was cancelled")
 
     key = version_key(job_id)
-    with pipeline.session() as s:
+    with backlot.session() as s:
         if kind == JobKind.train_adapter:
             settings = gen.TrainSettings(**params.get("settings", {}))
             version = gen.train_adapter(s, project, params["name"], params["concept_art"],
@@ -128,7 +128,7 @@ def send_due(due: list[tuple[int, str]]) -> None:
 def warm_up(**_kwargs) -> None:
     """Before the first task: start the preview-encoder helper and load the base model (with
     `--warm`), once per worker process, so that no task pays for them."""
-    from pipeline.generation.encoder import start_helper
+    from backlot.generation.encoder import start_helper
 
     try:
         start_helper()
@@ -137,12 +137,12 @@ def warm_up(**_kwargs) -> None:
     ref = os.environ.get("BACKLOT_WARM_MODEL")
     if not ref:
         return
-    from pipeline.generation.loading import load_pipeline
-    from pipeline.generation.models import version_folder
+    from backlot.generation.loading import load_pipeline
+    from backlot.generation.models import version_folder
 
     try:
-        with pipeline.session() as s:
-            version = pipeline.get_version(s, ref)
+        with backlot.session() as s:
+            version = backlot.get_version(s, ref)
         load_pipeline(version.content_hash, version_folder(version))
     except BacklotError as exc:
         log.warning("could not warm %s: %s", ref, exc)
@@ -150,6 +150,6 @@ def warm_up(**_kwargs) -> None:
 
 @worker_ready.connect
 def start_dispatcher(sender=None, **_kwargs) -> None:
-    from services.worker.dispatch import start_dispatch_loop
+    from backlot.services.worker.dispatch import start_dispatch_loop
 
     start_dispatch_loop(app)

@@ -17,13 +17,13 @@ import httpx
 import pytest
 import uvicorn
 
-import pipeline
-from pipeline import access
-from pipeline.config import Settings
-from pipeline.db.engine import _engine_for, session_scope
-from pipeline.storage import Store
-from services.api import ApiSettings, create_app
-from services.api.config import WebhookSettings
+import backlot
+from backlot import access
+from backlot.config import Settings
+from backlot.db.engine import _engine_for, session_scope
+from backlot.storage import Store
+from backlot.services.api import ApiSettings, create_app
+from backlot.services.api.config import WebhookSettings
 from tests.api.images import png
 from tests.conftest import create_database, drop_database
 
@@ -91,7 +91,7 @@ def live(api_settings) -> Iterator[LiveServer]:
 
 @dataclass
 class Production:
-    """A small production made through the pipeline API, with a token per role."""
+    """A small production made through the `backlot` API, with a token per role."""
 
     code: str
     tokens: dict[str, str] = field(default_factory=dict)
@@ -121,7 +121,7 @@ def build_production(settings: ApiSettings, work: Path) -> Production:
 
     def publish(s, asset, files: dict[str, bytes], **kw):
         names = list(files)
-        record = pipeline.publish_version(s, code, asset, [file(n, files[n]) for n in names], names=names,
+        record = backlot.publish_version(s, code, asset, [file(n, files[n]) for n in names], names=names,
                                           store=store, actor="tests", **kw)
         prod.versions[f"{asset}@{record.number}"] = record.id
         for f in record.files:
@@ -129,7 +129,7 @@ def build_production(settings: ApiSettings, work: Path) -> Production:
         return record
 
     with session_scope(engine_for(settings)) as s:
-        pipeline.create_project(s, code, fps="24", actor="tests")
+        backlot.create_project(s, code, fps="24", actor="tests")
         art = publish(s, "characters/mara", {"sheet.png": png(64, 36, (200, 80, 160))}, kind="concept_art",
                       status="approved")
         adapter = publish(s, "adapters/mara", {"lora.safetensors": b"weights" * 100}, kind="adapter",
@@ -137,7 +137,7 @@ def build_production(settings: ApiSettings, work: Path) -> Production:
         previous = None
         for shot, colour in COLOURS.items():
             sequence = shot.split("_")[0]
-            pipeline.create_shot(s, code, shot, sequence=sequence, frames=24, handles=4, actor="tests")
+            backlot.create_shot(s, code, shot, sequence=sequence, frames=24, handles=4, actor="tests")
             files = {"frames/frame.1001.exr": b"EXR" + shot.encode()}
             if colour:
                 files = {"thumbnail.png": png(160, 90, colour), "preview.mp4": (DATA / "preview.mp4").read_bytes(),
@@ -156,7 +156,7 @@ def build_production(settings: ApiSettings, work: Path) -> Production:
         # A file no other production has, to prove media by hash stays inside its project.
         publish(s, "refs/brief", {"brief.txt": f"brief for {code}".encode()}, kind="reference")
         new_look = publish(s, "characters/mara", {"sheet.png": png(64, 36, (90, 80, 220))})
-        pipeline.set_status(s, new_look.ref, "approved", actor="tests")
+        backlot.set_status(s, new_look.ref, "approved", actor="tests")
         for role in ROLES:
             prod.tokens[role] = access.create_token(s, code, role, name=f"{role}-bot", actor="tests").secret
     return prod

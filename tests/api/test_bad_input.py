@@ -135,8 +135,8 @@ def test_expired_and_revoked_tokens_are_told_why(live, production):
 
     from sqlalchemy import text
 
-    from pipeline import access
-    from pipeline.db.engine import session_scope
+    from backlot import access
+    from backlot.db.engine import session_scope
     from tests.api.conftest import engine_for
 
     with session_scope(engine_for(live.settings)) as s:

@@ -57,7 +57,7 @@ def test_backlot_serve_runs_the_api_and_delivers_webhooks(cli, db_url, env):
     admin = json.loads(cli("token", "create", "--project", "film", "--role", "admin", "--json").stdout)["token"]
     cli("shot", "create", "film", "sq010_sh0010", "--sequence", "sq010")
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "backlot.services.cli", "serve", "--port", str(port)],
                               env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               start_new_session=True)
     receiver = Receiver().start()

@@ -21,9 +21,9 @@ from typing import Any, Callable
 
 import pytest
 
-from pipeline import access
-from pipeline.access import webhooks
-from pipeline.db.engine import session_scope
+from backlot import access
+from backlot.access import webhooks
+from backlot.db.engine import session_scope
 from tests.api.conftest import ROLES, Production, engine_for, table_counts
 
 RANK = {role: i for i, role in enumerate(ROLES)}

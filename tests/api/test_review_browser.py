@@ -137,8 +137,8 @@ def test_login_refuses_bad_and_revoked_tokens(page, live, production):
     assert "unknown API token" in page.inner_text(".alert")
 
     log_in(page, production.tokens["viewer"])
-    from pipeline import access
-    from pipeline.db.engine import session_scope
+    from backlot import access
+    from backlot.db.engine import session_scope
 
     with session_scope(engine_for(live.settings)) as s:
         token = next(t for t in access.list_tokens(s, production.code) if t.name == "viewer-bot")

@@ -19,11 +19,11 @@ from typing import Iterator
 import pytest
 from sqlalchemy import text
 
-from pipeline.access import verify_signature
-from pipeline.access.webhooks import RetryPolicy
-from services.api import ApiSettings, create_app
-from services.api.config import WebhookSettings
-from services.api.webhooks import Dispatcher
+from backlot.access import verify_signature
+from backlot.access.webhooks import RetryPolicy
+from backlot.services.api import ApiSettings, create_app
+from backlot.services.api.config import WebhookSettings
+from backlot.services.api.webhooks import Dispatcher
 from tests.api.conftest import LiveServer, build_production, engine_for, free_port, start_server
 from tests.conftest import create_database, drop_database
 
@@ -86,7 +86,7 @@ def dead_url() -> str:
 
 @pytest.fixture(scope="module")
 def hooks(template_url, tmp_path_factory) -> Iterator[LiveServer]:
-    from pipeline.config import Settings
+    from backlot.config import Settings
 
     url = create_database(template_url, "hooks")
     home = tmp_path_factory.mktemp("hooks-home")
@@ -264,8 +264,8 @@ def test_removed_subscribers_get_nothing_and_two_dispatchers_deliver_once(hooks,
 
 def test_events_from_late_commits_are_not_skipped(hooks, receivers, tmp_path):
     """An event whose id was taken before a later one's but committed after a pass: still delivered."""
-    from pipeline.db.engine import session_scope
-    import pipeline
+    from backlot.db.engine import session_scope
+    import backlot
 
     prod = build_production(hooks.settings, tmp_path / "a")
     live = receiver(receivers)
@@ -277,9 +277,9 @@ def test_events_from_late_commits_are_not_skipped(hooks, receivers, tmp_path):
     from sqlalchemy.orm import Session
 
     slow_session = Session(bind=slow)
-    pipeline.set_status(slow_session, prod.vid("shots/sq010_sh0010/main@2"), "approved", actor="slow")  # id taken
+    backlot.set_status(slow_session, prod.vid("shots/sq010_sh0010/main@2"), "approved", actor="slow")  # id taken
     with session_scope(engine) as s:
-        pipeline.set_status(s, prod.vid("shots/sq010_sh0020/main@1"), "approved", actor="fast")
+        backlot.set_status(s, prod.vid("shots/sq010_sh0020/main@1"), "approved", actor="fast")
     d = dispatcher(hooks, settle=timedelta(minutes=5))
     d.run_once()
     assert [r.json["event"]["actor"] for r in live.received] == ["fast"]

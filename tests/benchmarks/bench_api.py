@@ -37,12 +37,12 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-import pipeline
-from pipeline import access
-from pipeline.config import Settings
-from pipeline.db import migrate
-from pipeline.db.embedded import EmbeddedPostgres
-from pipeline.storage import Store
+import backlot
+from backlot import access
+from backlot.config import Settings
+from backlot.db import migrate
+from backlot.db.embedded import EmbeddedPostgres
+from backlot.storage import Store
 
 SEQUENCES, SHOTS_PER_SEQ, SHOT_VERSIONS, ART_VERSIONS, ADAPTER_VERSIONS = 60, 50, 33, 4, 5
 
@@ -187,8 +187,8 @@ async def time_http(base: str, token: str, label: str, path: str, clients: int, 
 
 def count_queries(settings: Settings, token: str, paths: dict[str, str]) -> dict[str, int]:
     """SQL statements per request, counted on the app's own engine (same code as the server)."""
-    from services.api import ApiSettings, create_app
-    from services.api.config import WebhookSettings
+    from backlot.services.api import ApiSettings, create_app
+    from backlot.services.api.config import WebhookSettings
 
     app = create_app(ApiSettings(backlot=settings, webhooks=WebhookSettings(enabled=False)))
     counter = {"n": 0}
@@ -218,7 +218,7 @@ def free_port() -> int:
 
 
 def start_server(env: dict[str, str], port: int) -> subprocess.Popen:
-    server = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "--port", str(port), "--no-webhooks",
+    server = subprocess.Popen([sys.executable, "-m", "backlot.services.cli", "serve", "--port", str(port), "--no-webhooks",
                                "--log-level", "warning"], env=env, start_new_session=True)
     deadline = time.monotonic() + 60
     while True:
@@ -263,22 +263,22 @@ def main() -> None:
             art = Path(tmp) / "new_look.png"
             art.write_bytes(b"a new approved look")
             with Session(engine) as s, s.begin():
-                new = pipeline.publish_version(s, "bench", f"characters/c{target:04d}", [art],
+                new = backlot.publish_version(s, "bench", f"characters/c{target:04d}", [art],
                                                store=Store(settings.store_url), actor="bench")
-                pipeline.set_status(s, new.ref, "approved", actor="bench")
+                backlot.set_status(s, new.ref, "approved", actor="bench")
                 token = access.create_token(s, "bench", "viewer", name="bench", actor="bench").secret
             sequence = f"sq{target:03d}0"
             with Session(engine) as s:
-                stale = len(pipeline.find_stale_versions(s, "bench"))
+                stale = len(backlot.find_stale_versions(s, "bench"))
 
-            from services.api import queries
+            from backlot.services.api import queries
 
             routes = {
                 "contact sheet": (f"/review/bench/sequences/{sequence}",
                                   lambda s: queries.contact_sheet(s, "bench", 1, sequence, 200, 0)),
                 "contact sheet (JSON)": (f"/api/projects/bench/contact-sheet?sequence={sequence}",
                                          lambda s: queries.contact_sheet(s, "bench", 1, sequence, 100, 0)),
-                "stale": ("/api/projects/bench/stale", lambda s: pipeline.find_stale_versions(s, "bench")),
+                "stale": ("/api/projects/bench/stale", lambda s: backlot.find_stale_versions(s, "bench")),
             }
             results = [time_in_process(engine, label, call, args.serial) for label, (_, call) in routes.items()]
             queries_per_request = count_queries(settings, token, {

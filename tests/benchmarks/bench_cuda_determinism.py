@@ -32,12 +32,12 @@ def check_backlot_renders(frames: int, steps: int, tiny: bool = False) -> None:
     import torch
     from PIL import Image
 
-    from pipeline.generation.loading import activate_adapters, load_pipeline
-    from pipeline.generation.rendering import RenderPlan, RenderSettings, render_frames
-    from pipeline.generation.training import TrainSettings, run_training
+    from backlot.generation.loading import activate_adapters, load_pipeline
+    from backlot.generation.rendering import RenderPlan, RenderSettings, render_frames
+    from backlot.generation.training import TrainSettings, run_training
     from tests.benchmarks.bench_generation import build_sd15_sized, fake_version
 
-    from pipeline.generation.tiny import build_tiny_pipeline
+    from backlot.generation.tiny import build_tiny_pipeline
 
     tmp = Path(tempfile.mkdtemp())
     size = 64 if tiny else 512
@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="with --backlot: the tiny model (a quick CPU check)")
     args = parser.parse_args()
     if args.backlot:
-        from pipeline.generation.device import pick_device
+        from backlot.generation.device import pick_device
 
         pick_device()  # the pinning Backlot applies
         check_backlot_renders(frames=3, steps=args.steps, tiny=args.tiny)

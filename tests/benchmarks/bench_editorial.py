@@ -40,12 +40,12 @@ import opentimelineio as otio
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-import pipeline
-from pipeline.db import migrate
-from pipeline.db.embedded import EmbeddedPostgres
-from pipeline.editorial import conform_cut, import_cut
-from pipeline.editorial.bulk import gc_paused
-from pipeline.storage import Store
+import backlot
+from backlot.db import migrate
+from backlot.db.embedded import EmbeddedPostgres
+from backlot.editorial import conform_cut, import_cut
+from backlot.editorial.bulk import gc_paused
+from backlot.storage import Store
 
 RATE = 24.0
 TWO_HOURS = 2 * 3600 * 24
@@ -133,10 +133,10 @@ def publish_renders(engine, project: str, store: Store, work: Path) -> tuple[int
     frame.write_bytes(b"frame")
     rows = []
     with Session(engine) as s, s.begin():
-        for shot in pipeline.list_shots(s, project):
+        for shot in backlot.list_shots(s, project):
             first, last = shot.cut_in - shot.handles, shot.cut_out + shot.handles
             names = [f"frames/frame.{n:04d}.png" for n in (first, last)]
-            version = pipeline.publish_version(s, project, f"shots/{shot.code}/main", [frame, frame], names=names,
+            version = backlot.publish_version(s, project, f"shots/{shot.code}/main", [frame, frame], names=names,
                                                kind="shot_render", shot=shot.code, status="approved", store=store,
                                                metadata={"frame_range": [first, last]}, actor="bench")
             sha = version.files[0].sha256
@@ -144,7 +144,7 @@ def publish_renders(engine, project: str, store: Store, work: Path) -> tuple[int
         raw = s.connection().connection.driver_connection
         with raw.cursor() as cursor, cursor.copy("COPY version_files (version_id, path, sha256, size) FROM STDIN") as copy:
             copy.write("".join(rows).encode())
-        versions = len(pipeline.list_shots(s, project))
+        versions = len(backlot.list_shots(s, project))
     return versions, versions * 2 + len(rows)
 
 
@@ -202,7 +202,7 @@ def report(work: Path, server_url: str, runs: int, clips: int) -> None:
     def fresh_project() -> str:
         code = f"p{next(counter)}"
         with Session(engine) as s, s.begin():
-            pipeline.create_project(s, code, fps="24", actor="bench")
+            backlot.create_project(s, code, fps="24", actor="bench")
         return code
 
     def timed_import(code: str, path: Path) -> tuple[float, object]:

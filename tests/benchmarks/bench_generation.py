@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pipeline.generation.device import pick_device, quiet_libraries
-from pipeline.generation.loading import LORA_WEIGHTS, activate_adapters, clear_cache, load_pipeline
-from pipeline.generation.rendering import RenderPlan, RenderSettings, render_frames
-from pipeline.generation.tiny import MAX_TOKENS, build_tiny_pipeline, byte_level_vocab
-from pipeline.generation.training import TARGET_MODULES, TrainSettings, run_training
-from pipeline.tracker.records import VersionRecord
+from backlot.generation.device import pick_device, quiet_libraries
+from backlot.generation.loading import LORA_WEIGHTS, activate_adapters, clear_cache, load_pipeline
+from backlot.generation.rendering import RenderPlan, RenderSettings, render_frames
+from backlot.generation.tiny import MAX_TOKENS, build_tiny_pipeline, byte_level_vocab
+from backlot.generation.training import TARGET_MODULES, TrainSettings, run_training
+from backlot.tracker.records import VersionRecord
 
 
 def fake_version(vid: int, folder: Path, kind: str) -> VersionRecord:

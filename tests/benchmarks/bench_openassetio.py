@@ -1,14 +1,14 @@
-"""Benchmark: resolving through the OpenAssetIO plugin against a direct pipeline.get_version loop.
+"""Benchmark: resolving through the OpenAssetIO plugin against a direct backlot.get_version loop.
 
     .venv/bin/python -m tests.benchmarks.bench_openassetio [--sizes 1,100,1000] [--assets 1000]
 
 A temporary embedded PostgreSQL (or --database-url, an empty migrated database) holds
 `--assets` concept-art assets with two versions each (v1 approved, v2 wip), published
-through the pipeline API. Batches of references mixing `?v=N`, `latest` and `approved` are
+through the `backlot` API. Batches of references mixing `?v=N`, `latest` and `approved` are
 resolved for LocatableContent + Version through the whole OpenAssetIO stack (a host's
 Manager, found by identifier: C++ core, Python plugin, one SQL statement, TraitsData
 built per reference), and the same references are looked up one by one with
-`pipeline.get_version` in one session, which is what a script without the plugin does.
+`backlot.get_version` in one session, which is what a script without the plugin does.
 Per-reference cost is the median over repeated runs divided by the batch size; the ratio
 is loop cost / plugin cost (above 1: the plugin is faster per reference).
 """
@@ -29,13 +29,13 @@ from openassetio.pluginSystem import PythonPluginSystemManagerImplementationFact
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-import pipeline
-from pipeline.db import migrate
-from pipeline.db.embedded import EmbeddedPostgres
-from pipeline.db.engine import session_scope
+import backlot
+from backlot.db import migrate
+from backlot.db.embedded import EmbeddedPostgres
+from backlot.db.engine import session_scope
 
-from integrations.openassetio import IDENTIFIER
-from integrations.openassetio import traits as t
+from backlot.integrations.openassetio import IDENTIFIER
+from backlot.integrations.openassetio import traits as t
 
 PROJECT = "bench"
 TRAITS = {t.LocatableContentTrait_v1.kId, t.VersionTrait_v1.kId}
@@ -49,16 +49,16 @@ class BenchHost(HostInterface):
         return "Backlot benchmark"
 
 
-def seed(url: str, store: pipeline.Store, assets: int, src: Path) -> None:
-    """`assets` concept-art assets, v1 approved and v2 wip, through the pipeline API."""
+def seed(url: str, store: backlot.Store, assets: int, src: Path) -> None:
+    """`assets` concept-art assets, v1 approved and v2 wip, through the `backlot` API."""
     image = src / "art.png"
     image.write_bytes(b"\x89PNG benchmark")
     engine = create_engine(url)
     with session_scope(engine) as s:
-        pipeline.create_project(s, PROJECT)
+        backlot.create_project(s, PROJECT)
         for n in range(assets):
             for status in ("approved", "wip"):
-                pipeline.publish_version(s, PROJECT, f"art/a{n:05d}", [image], kind="concept_art", status=status,
+                backlot.publish_version(s, PROJECT, f"art/a{n:05d}", [image], kind="concept_art", status=status,
                                          store=store, actor="bench")
     engine.dispose()
 
@@ -95,7 +95,7 @@ def bench_size(manager, session: Session, size: int, assets: int) -> dict:
 
     def loop() -> None:
         for _, ref in pairs:
-            pipeline.get_version(session, ref)
+            backlot.get_version(session, ref)
 
     plugin_s = median_seconds(plugin, repeats)
     loop_s = median_seconds(loop, max(3, repeats // 4))
@@ -103,7 +103,7 @@ def bench_size(manager, session: Session, size: int, assets: int) -> dict:
 
 
 def run(url: str, store_dir: Path, src: Path, sizes: list[int], assets: int) -> list[dict]:
-    store = pipeline.Store(str(store_dir))
+    store = backlot.Store(str(store_dir))
     start = time.perf_counter()
     seed(url, store, assets, src)
     print(f"seeded {assets:,} assets x 2 versions in {time.perf_counter() - start:.1f}s", file=sys.stderr)

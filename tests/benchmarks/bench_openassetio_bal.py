@@ -7,7 +7,7 @@ A temporary embedded PostgreSQL (or --database-url, an empty migrated database; 
 an embedded one kept in DIR between runs) holds `--refs` concept-art assets with two versions
 each (v1 approved, v2 wip), each version with its own one-file content (`art.png`, a distinct
 content hash), bulk-loaded with COPY and the tracker's set-based rebuild of its derived
-columns (seconds; `--seed pipeline` publishes through the pipeline API instead, ~2-3 min,
+columns (seconds; `--seed pipeline` publishes through the `backlot` API instead, ~2-3 min,
 every version the same one file); then ANALYZE, as autovacuum would have done on a real
 server. BAL (`org.openassetio.examples.manager.bal`, found through its entry point) gets an
 equivalent JSON library in the same temp dir: one entity per asset, two
@@ -95,7 +95,7 @@ def bulk_seed(url: str, assets: int) -> None:
 
 def query_alone(backend, refs: list[str], repeats: int) -> tuple[float, float]:
     """(median s of the batch's statement through the backend's fetch, server execution ms)."""
-    from integrations.openassetio import queries
+    from backlot.integrations.openassetio import queries
 
     body = "\n".join(refs)
     times = []
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--database-url", help="an empty, migrated database to use instead of a temporary one")
     parser.add_argument("--reuse", metavar="DIR", help="keep the embedded database and store in DIR; seed only once")
     parser.add_argument("--seed", choices=("bulk", "pipeline"), default="bulk",
-                        help="bulk: COPY (seconds); pipeline: pipeline.publish_version per version (~2 min)")
+                        help="bulk: COPY (seconds); pipeline: backlot.publish_version per version (~2 min)")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of one extra Backlot run to FILE")
     args = parser.parse_args()
     if importlib.util.find_spec("openassetio_manager_bal") is None:
@@ -131,12 +131,12 @@ def main() -> None:
     from openassetio.pluginSystem import PythonPluginSystemManagerImplementationFactory
     from sqlalchemy import create_engine
 
-    import pipeline
-    from pipeline.db import migrate
-    from pipeline.db.embedded import EmbeddedPostgres
+    import backlot
+    from backlot.db import migrate
+    from backlot.db.embedded import EmbeddedPostgres
 
-    from integrations.openassetio import IDENTIFIER
-    from integrations.openassetio import traits as t
+    from backlot.integrations.openassetio import IDENTIFIER
+    from backlot.integrations.openassetio import traits as t
     from tests.benchmarks.bench_openassetio import PROJECT, TRAITS, BenchHost, seed
 
     size = args.refs
@@ -173,7 +173,7 @@ def main() -> None:
                 if args.seed == "bulk":
                     bulk_seed(url, size)
                 else:
-                    seed(url, pipeline.Store(str(tmp / "store")), size, tmp)
+                    seed(url, backlot.Store(str(tmp / "store")), size, tmp)
                 print(f"seeded {size:,} assets x 2 versions ({args.seed}) in {time.perf_counter() - start:.1f}s",
                       file=sys.stderr)
                 if args.reuse:
@@ -216,7 +216,7 @@ def main() -> None:
                     assert len(results) == size
 
             # The statement alone: the same batch through the backend's fetch (rows, no TraitsData).
-            from integrations.openassetio.backend import Backend, PluginSettings
+            from backlot.integrations.openassetio.backend import Backend, PluginSettings
             backend = Backend(PluginSettings(database_url=url, store_url=str(tmp / "store")))
             strings = [r.toString() for r in b_refs]
             query_s, server_ms = query_alone(backend, strings, args.repeats)

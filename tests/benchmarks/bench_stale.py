@@ -34,10 +34,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-import pipeline
-from pipeline.db import migrate
-from pipeline.db.embedded import EmbeddedPostgres
-from pipeline.storage import Store
+import backlot
+from backlot.db import migrate
+from backlot.db.embedded import EmbeddedPostgres
+from backlot.storage import Store
 
 SHOTS_PER_SEQ = 50
 SHOT_VERSIONS = 48
@@ -161,17 +161,17 @@ def run_scale(server_url: str, versions: int, runs: int, naive_runs: int, store:
     art.write_bytes(b"a new approved look")
     target = f"characters/c{sequences // 2:04d}"
     with Session(engine) as s, s.begin():
-        assert pipeline.find_stale_versions(s, "bench") == [], "the production starts fresh"
+        assert backlot.find_stale_versions(s, "bench") == [], "the production starts fresh"
         started = time.perf_counter()
-        version = pipeline.publish_version(s, "bench", target, [art], store=store, actor="bench")
-        pipeline.set_status(s, version.ref, "approved", actor="bench")
+        version = backlot.publish_version(s, "bench", target, [art], store=store, actor="bench")
+        backlot.set_status(s, version.ref, "approved", actor="bench")
         supersede_ms = (time.perf_counter() - started) * 1000
 
     timings = []
     with Session(engine) as s:
         for _ in range(runs + 3):
             started = time.perf_counter()
-            stale = pipeline.find_stale_versions(s, "bench")
+            stale = backlot.find_stale_versions(s, "bench")
             timings.append((time.perf_counter() - started) * 1000)
         s.rollback()
     timings = timings[3:]  # warm-up

@@ -30,11 +30,11 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-import pipeline
-from pipeline import generation as gen
-from pipeline.db.embedded import EmbeddedPostgres
-from pipeline.db.jobs import Job, JobState
-from pipeline.generation.loading import clear_cache
+import backlot
+from backlot import generation as gen
+from backlot.db.embedded import EmbeddedPostgres
+from backlot.db.jobs import Job, JobState
+from backlot.generation.loading import clear_cache
 
 RENDER = {"prompt": "bench", "steps": 4, "seed": 1}
 WARMUP = 2  # renders before the clock starts, on both sides: first-use costs are not orchestration
@@ -42,11 +42,11 @@ PROJECT = "bench"
 
 
 def setup(shots: int, frames: int) -> str:
-    with pipeline.session() as s:
-        pipeline.create_project(s, PROJECT)
+    with backlot.session() as s:
+        backlot.create_project(s, PROJECT)
         base = gen.build_and_register_tiny(s, PROJECT)
         for i in range(shots + WARMUP):
-            pipeline.create_shot(s, PROJECT, f"sh{i:04d}", sequence="sq1", frames=frames)
+            backlot.create_shot(s, PROJECT, f"sh{i:04d}", sequence="sq1", frames=frames)
     return base.ref
 
 
@@ -56,7 +56,7 @@ def shot_range(shots: int, warmup: bool) -> range:
 
 def direct(base: str, shots: int, warmup: bool = False) -> float:
     started = time.perf_counter()
-    with pipeline.session() as s:
+    with backlot.session() as s:
         for i in shot_range(shots, warmup):
             gen.render_shot(s, PROJECT, f"sh{i:04d}", gen.RenderSettings(**RENDER), base_model=base, continuity=False)
     return time.perf_counter() - started
@@ -66,23 +66,23 @@ class Worker:
     """A `backlot worker` process (base model warmed at process start) for the whole run."""
 
     def __init__(self, base: str, naive: bool, log: Path):
-        from services.worker.app import create_app
+        from backlot.services.worker.app import create_app
 
         env = dict(os.environ, BACKLOT_DISPATCH_EVERY_S="1")
         if naive:
             env["BACKLOT_NO_PIPELINE_CACHE"] = "1"
         self.base, self.naive, self.app, self.batches = base, naive, create_app(), 0
-        self.process = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "--loglevel", "warning",
+        self.process = subprocess.Popen([sys.executable, "-m", "backlot.services.cli", "worker", "--loglevel", "warning",
                                          "--warm", base], stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env,
                                         start_new_session=True)
 
     def run(self, shots: int, warmup: bool = False) -> float:
-        from services.worker.dispatch import dispatch
-        from services.worker.submit import submit_render
+        from backlot.services.worker.dispatch import dispatch
+        from backlot.services.worker.submit import submit_render
 
         self.batches += 1
         started = time.time()
-        with pipeline.session() as s:
+        with backlot.session() as s:
             ids = [submit_render(s, PROJECT, f"sh{i:04d}", RENDER, base_model=self.base, continuity=False,
                                  key=f"{self.naive}:{self.batches}:{i}").id for i in shot_range(shots, warmup)]
         dispatch(self.app)
@@ -93,7 +93,7 @@ class Worker:
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the worker exited with code {self.process.returncode}")
-            with pipeline.session() as s:
+            with backlot.session() as s:
                 if not s.scalar(select(func.count()).where(unfinished)):
                     states = set(s.scalars(select(Job.state).where(Job.id.in_(ids))))
                     assert states == {JobState.done}, states

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
-from services.cli.app import app
+from backlot.services.cli.app import app
 
 TABLES = ("cut_revisions", "cut_items", "cut_changes", "cut_settings", "shots", "sequences", "events")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import opentimelineio as otio
 import pytest
 
-import pipeline
-from pipeline.editorial import conform, conform_cut, conform_json, import_cut
-from pipeline.editorial.errors import CutInputError
+import backlot
+from backlot.editorial import conform, conform_cut, conform_json, import_cut
+from backlot.editorial.errors import CutInputError
 
 R = 24.0
 
@@ -53,7 +53,7 @@ def publish_frames(session, files, shot, first, last, status="wip", folder="fram
     if movie:
         paths.append(files(f"{shot}{tag}/preview.mp4", "not really a movie"))
         names.append("preview.mp4")
-    return pipeline.publish_version(session, "film", f"shots/{shot}/main", paths, kind="shot_render", shot=shot,
+    return backlot.publish_version(session, "film", f"shots/{shot}/main", paths, kind="shot_render", shot=shot,
                                     names=names, status=status, metadata={"frame_range": [first, last]})
 
 
@@ -73,7 +73,7 @@ def structure(timeline):
 
 @pytest.fixture
 def conformed_project(session, files, tmp_path):
-    pipeline.create_project(session, "film", fps="24")
+    backlot.create_project(session, "film", fps="24")
     source = tmp_path / "reel1.otio"
     otio.adapters.write_to_file(build_timeline(), str(source))
     result = import_cut(session, "film", source, create_shots=True)
@@ -82,7 +82,7 @@ def conformed_project(session, files, tmp_path):
 
 
 def test_conform_relinks_clips_and_keeps_the_structure(session, files, tmp_path, conformed_project):
-    shots = {s.code: s for s in pipeline.list_shots(session, "film")}
+    shots = {s.code: s for s in backlot.list_shots(session, "film")}
     sh10 = shots["sq010_sh0010"]
     # sh0010 needs 1001..1052 (48 frames, 4 more for the transition) plus 8 handles.
     assert (sh10.cut_in, sh10.cut_out) == (1001, 1052)
@@ -126,9 +126,9 @@ def test_conform_relinks_clips_and_keeps_the_structure(session, files, tmp_path,
 
 
 def test_conform_to_other_formats_and_errors(session, files, tmp_path, samples):
-    pipeline.create_project(session, "film", fps="24")
+    backlot.create_project(session, "film", fps="24")
     import_cut(session, "film", samples / "079_HA_V05.edl", create_shots=True)
-    shot = pipeline.get_shot(session, "film", "079_HA_0010")
+    shot = backlot.get_shot(session, "film", "079_HA_0010")
     version = publish_frames(session, files, "079_HA_0010", shot.cut_in - shot.handles, shot.cut_out + shot.handles,
                              movie=True)
     edl = tmp_path / "conformed.edl"
@@ -146,7 +146,7 @@ def test_conform_to_other_formats_and_errors(session, files, tmp_path, samples):
 
     with pytest.raises(CutInputError, match="conformed.xyz: no OTIO writer for '.xyz'"):
         conform_cut(session, "film", tmp_path / "conformed.xyz")
-    pipeline.create_project(session, "layers", fps="24")
+    backlot.create_project(session, "layers", fps="24")
     source = tmp_path / "reel1.otio"
     otio.adapters.write_to_file(build_timeline(), str(source))
     import_cut(session, "layers", source)
@@ -190,7 +190,7 @@ def test_fast_otio_conform_reads_back_as_the_otio_path(session, files, tmp_path,
 
 def test_fast_otio_conform_keeps_other_references_and_falls_back_for_old_schemas(session, files, tmp_path,
                                                                                  monkeypatch):
-    pipeline.create_project(session, "film", fps="24")
+    backlot.create_project(session, "film", fps="24")
     timeline = build_timeline()
     clip = next(c for c in timeline.find_clips() if c.name == "sq010_sh0010_v3.mov")
     clip.set_media_references({"DEFAULT_MEDIA": otio.schema.ExternalReference("file:///proxy.mov"),
@@ -218,7 +218,7 @@ def test_fast_otio_conform_keeps_non_ascii_text_and_falls_back_for_non_finite_nu
                                                                                        monkeypatch, odd,
                                                                                        fast_expected):
     """The fast path writes UTF-8 as read; NaN and Infinity (which OTIO writes, and JSON lacks) go through OTIO."""
-    pipeline.create_project(session, "film", fps="24")
+    backlot.create_project(session, "film", fps="24")
     timeline = build_timeline()
     timeline.tracks[0].name = "V1 — été"
     clip = next(c for c in timeline.find_clips() if c.name == "sq010_sh0010_v3.mov")
@@ -242,7 +242,7 @@ def test_fast_otio_conform_keeps_non_ascii_text_and_falls_back_for_non_finite_nu
 def test_fast_otio_conform_falls_back_for_fields_this_otio_does_not_write(session, files, tmp_path, monkeypatch,
                                                                           where):
     """A field OTIO keeps but would not write itself (another OTIO's, a tool's) sends the conform through OTIO."""
-    pipeline.create_project(session, "film", fps="24")
+    backlot.create_project(session, "film", fps="24")
     tree = json.loads(build_timeline().to_json_string())
     v1 = tree["tracks"]["children"][0]
     {"clip": v1["children"][0], "gap": v1["children"][3], "track": v1, "timeline": tree}[where]["studio_note"] = "x"
@@ -260,7 +260,7 @@ def test_conform_reads_the_frames_of_a_version_without_frame_range_from_its_file
                                                                                    conformed_project):
     def publish(shot, names):
         paths = [files(f"{shot}/{name}", f"{shot}:{name}") for name in names]
-        return pipeline.publish_version(session, "film", f"shots/{shot}/main", paths, names=names,
+        return backlot.publish_version(session, "film", f"shots/{shot}/main", paths, names=names,
                                         kind="shot_render", shot=shot, status="approved")
 
     # No frame_range: the image files say which shot frames the version holds (993..1060).

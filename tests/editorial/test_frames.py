@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.editorial.frames import (
+from backlot.editorial.frames import (
     Retime,
     exact_rate,
     frames_to_timecode,
@@ -18,7 +18,7 @@ from pipeline.editorial.frames import (
     to_frames,
     used_source_range,
 )
-from pipeline.errors import InvalidInputError
+from backlot.errors import InvalidInputError
 
 NTSC = Fraction(30000, 1001)
 NTSC60 = Fraction(60000, 1001)

@@ -8,12 +8,12 @@ import opentimelineio as otio
 import pytest
 from sqlalchemy import func, select
 
-import pipeline
-from pipeline.db.cuts import CutChange, CutItem, CutRevision
-from pipeline.db.models import Event, Shot
-from pipeline.editorial import diff_revisions, import_cut, list_items, list_revisions, set_settings
-from pipeline.editorial.errors import CutInputError
-from pipeline.editorial.reader import ReadOptions
+import backlot
+from backlot.db.cuts import CutChange, CutItem, CutRevision
+from backlot.db.models import Event, Shot
+from backlot.editorial import diff_revisions, import_cut, list_items, list_revisions, set_settings
+from backlot.editorial.errors import CutInputError
+from backlot.editorial.reader import ReadOptions
 
 JRUN_RULES = [{"kind": "marker", "pattern": r"^(?P<shot>RFE_[A-Z]+_\d{4})"},
               {"kind": "name", "pattern": r"(?P<shot>RFE_[A-Z]+_\d{4})"}]
@@ -29,7 +29,7 @@ def counts(session) -> tuple[int, ...]:
 
 
 def test_turnover_pair_090pc(session, samples):
-    pipeline.create_project(session, "film", fps="24")
+    backlot.create_project(session, "film", fps="24")
     v05 = import_cut(session, "film", samples / "090PC_091MJ_100TC_V05_TURNOVER_20150123.edl", create_shots=True)
     assert v05.created and v05.revision.number == 1 and v05.revision.start_timecode == "06:02:15:17"
     assert (v05.revision.clip_count, v05.revision.matched_count, len(v05.shots_created)) == (115, 58, 58)
@@ -48,14 +48,14 @@ def test_turnover_pair_090pc(session, samples):
         "100_TC_0140": (("tail_trimmed", "retime_changed"), 0, -25),
     }
     assert v06.summary["unchanged"] == 55
-    shot = pipeline.get_shot(session, "film", "100_TC_0120")
+    shot = backlot.get_shot(session, "film", "100_TC_0120")
     assert (shot.cut_in, shot.cut_out, shot.handles) == (1001, 1029, 8)  # 29 source frames at 50% over 58
     assert next(c for c in v06.changes if c.shot == "100_TC_0120").explain() == \
         "tail trimmed by 19, retime 100% -> 50%, needs render: no version yet"
 
 
 def test_turnover_pair_079(session, samples):
-    pipeline.create_project(session, "film", fps="24")
+    backlot.create_project(session, "film", fps="24")
     import_cut(session, "film", samples / "079_HA_V05.edl", create_shots=True)
     result = import_cut(session, "film", samples / "079_HA_006.edl", create_shots=True)
     assert changed(result) == {
@@ -68,7 +68,7 @@ def test_turnover_pair_079(session, samples):
         "079_HA_0210": (("omitted",), 0, 0), "079_HA_0260": (("omitted",), 0, 0),
         "079_HA_0340": (("omitted",), 0, 0), "079_HA_0460": (("omitted",), 0, 0),
     }
-    shots = {s.code: s for s in pipeline.list_shots(session, "film")}
+    shots = {s.code: s for s in backlot.list_shots(session, "film")}
     assert shots["079_HA_0160"].cut_in == 1011, "a head trim moves cut_in: shot frames follow the media"
     assert shots["079_HA_0210"].editorial_order is None, "omitted shots leave the editorial order"
     assert shots["079_HA_0010"].editorial_order == 1 and shots["079_HA_0010"].sequence == "079_HA"
@@ -77,7 +77,7 @@ def test_turnover_pair_079(session, samples):
 @pytest.mark.parametrize("first, second", [("jrun_demo_absolute_frames1.edl", "jrun_demo_absolute_frames2.edl"),
                                            ("jrun_demo_relative_frames1.edl", "jrun_demo_relative_frames2.edl")])
 def test_jrun_pairs_with_project_rules(session, samples, first, second):
-    pipeline.create_project(session, "jrun", fps="24")
+    backlot.create_project(session, "jrun", fps="24")
     set_settings(session, "jrun", rules=JRUN_RULES, handles=4)
     import_cut(session, "jrun", samples / first, create_shots=True)
     result = import_cut(session, "jrun", samples / second, create_shots=True)
@@ -86,12 +86,12 @@ def test_jrun_pairs_with_project_rules(session, samples, first, second):
                                "RFE_JRUN_0020": (("omitted",), 0, 0)}
     # Its "* LOC: 1020 ..." locator gives a frame count, not a timecode: OTIO drops it, the clip name maps it.
     assert next(i for i in list_items(session, "jrun") if i.shot == "RFE_JRUN_0015").matched_by == "name"
-    assert pipeline.get_shot(session, "jrun", "RFE_JRUN_0030").cut_in == 1005
-    assert pipeline.get_shot(session, "jrun", "RFE_JRUN_0030").handles == 4
+    assert backlot.get_shot(session, "jrun", "RFE_JRUN_0030").cut_in == 1005
+    assert backlot.get_shot(session, "jrun", "RFE_JRUN_0030").handles == 4
 
 
 def test_same_file_twice_creates_nothing(session, samples):
-    pipeline.create_project(session, "film", fps="24")
+    backlot.create_project(session, "film", fps="24")
     first = import_cut(session, "film", samples / "079_HA_V05.edl", create_shots=True)
     before = counts(session)
     again = import_cut(session, "film", samples / "079_HA_V05.edl", create_shots=True)
@@ -101,11 +101,11 @@ def test_same_file_twice_creates_nothing(session, samples):
     # Other settings make it a different import.
     other = import_cut(session, "film", samples / "079_HA_V05.edl", create_shots=True, handles=12)
     assert other.created and other.summary == {"unchanged": 36}
-    assert pipeline.get_shot(session, "film", "079_HA_0010").handles == 12
+    assert backlot.get_shot(session, "film", "079_HA_0010").handles == 12
 
 
 def test_reinstated_moved_and_repeated(session, edl):
-    pipeline.create_project(session, "film", fps="24")
+    backlot.create_project(session, "film", fps="24")
     a = ("sq010_sh0010", "01:00:00:00", "01:00:02:00")
     b = ("sq010_sh0020", "02:00:00:00", "02:00:01:00")
     c = ("sq010_sh0030", "03:00:00:00", "03:00:01:00")
@@ -128,33 +128,33 @@ def test_reinstated_moved_and_repeated(session, edl):
     moved = next(x for x in third.changes if x.shot == "sq010_sh0040")
     assert (moved.old_position, moved.new_position) == (3, 1)
     assert moved.explain() == "moved from 3 to 1, needs render: no version yet"
-    assert [s.code for s in pipeline.list_shots(session, "film")] == [
+    assert [s.code for s in backlot.list_shots(session, "film")] == [
         "sq010_sh0040", "sq010_sh0010", "sq010_sh0020", "sq010_sh0030"]
     # Same take in a longer version: a repeated shot covers both uses.
     fourth = cut("r4.edl", d, ("sq010_sh0010", "01:00:00:00", "01:00:01:00"), b, c,
                  ("sq010_sh0010", "01:00:01:12", "01:00:03:00"))
     assert changed(fourth) == {"sq010_sh0010": (("tail_extended",), 0, 24)}
-    assert pipeline.get_shot(session, "film", "sq010_sh0010").cut_out == 1072
+    assert backlot.get_shot(session, "film", "sq010_sh0010").cut_out == 1072
 
 
 def pipeline_frames(timecode: str) -> int:
-    from pipeline.editorial.frames import timecode_to_frames
+    from backlot.editorial.frames import timecode_to_frames
 
     return timecode_to_frames(timecode, Fraction(24))
 
 
 def tc(frames: int) -> str:
-    from pipeline.editorial.frames import frames_to_timecode
+    from backlot.editorial.frames import frames_to_timecode
 
     return frames_to_timecode(frames, Fraction(24))
 
 
 def test_unmatched_clips_and_shot_creation(session, samples):
-    pipeline.create_project(session, "film", fps="24")
-    pipeline.create_shot(session, "film", "079_HA_0010", sequence="seqA", frames=10, first_frame=2001, handles=2)
+    backlot.create_project(session, "film", fps="24")
+    backlot.create_shot(session, "film", "079_HA_0010", sequence="seqA", frames=10, first_frame=2001, handles=2)
     result = import_cut(session, "film", samples / "079_HA_V05.edl")
     assert result.shots_created == [] and result.shots_updated == ["079_HA_0010"]
-    shot = pipeline.get_shot(session, "film", "079_HA_0010")
+    shot = backlot.get_shot(session, "film", "079_HA_0010")
     # An existing shot keeps its start, sequence and handles; the cut sets its length and order.
     assert (shot.cut_in, shot.cut_out, shot.sequence, shot.handles, shot.editorial_order) == (2001, 2096, "seqA", 2, 1)
     # 57 clips: 36 name a shot each (comment lines), 21 name none.
@@ -169,19 +169,19 @@ def test_unmatched_clips_and_shot_creation(session, samples):
 
 def test_a_shot_without_sequence_gets_the_cuts(session, samples):
     """Shots are updated from the import's writer thread, except when a sequence must be found or made."""
-    pipeline.create_project(session, "film", fps="24")
-    pipeline.create_shot(session, "film", "079_HA_0010", sequence="seqA", frames=10)
-    pipeline.create_shot(session, "film", "079_HA_0030", frames=10)
+    backlot.create_project(session, "film", fps="24")
+    backlot.create_shot(session, "film", "079_HA_0010", sequence="seqA", frames=10)
+    backlot.create_shot(session, "film", "079_HA_0030", frames=10)
     result = import_cut(session, "film", samples / "079_HA_V05.edl")
     assert result.shots_updated == ["079_HA_0010", "079_HA_0030"]
-    first, second = (pipeline.get_shot(session, "film", code) for code in ("079_HA_0010", "079_HA_0030"))
+    first, second = (backlot.get_shot(session, "film", code) for code in ("079_HA_0010", "079_HA_0030"))
     assert (first.sequence, first.editorial_order, second.sequence, second.editorial_order) == \
         ("seqA", 1, "079_HA", 2)
-    assert [s.code for s in pipeline.list_sequences(session, "film")] == ["079_HA", "seqA"]
+    assert [s.code for s in backlot.list_sequences(session, "film")] == ["079_HA", "seqA"]
 
 
 def test_every_sample_otio_reads_imports(session, samples):
-    pipeline.create_project(session, "film", fps="24")
+    backlot.create_project(session, "film", fps="24")
     imported = 0
     for path in sorted(samples.glob("*")):
         if path.suffix not in (".edl", ".xml"):
@@ -200,7 +200,7 @@ def test_every_sample_otio_reads_imports(session, samples):
 
 
 def test_rate_mismatch_and_bad_input_write_nothing(session, samples, edl):
-    pipeline.create_project(session, "film", fps="25")
+    backlot.create_project(session, "film", fps="25")
     before = counts(session)
     with pytest.raises(CutInputError, match="079_HA_V05.edl: the cut runs at 24 fps but project film at 25 fps"):
         import_cut(session, "film", samples / "079_HA_V05.edl", options=ReadOptions(rate=Fraction(24)))
@@ -214,7 +214,7 @@ def test_rate_mismatch_and_bad_input_write_nothing(session, samples, edl):
 
 
 def test_diff_between_any_revisions(session, samples):
-    pipeline.create_project(session, "jrun", fps="24")
+    backlot.create_project(session, "jrun", fps="24")
     set_settings(session, "jrun", rules=JRUN_RULES)
     import_cut(session, "jrun", samples / "jrun_demo_absolute_frames1.edl", create_shots=True)
     import_cut(session, "jrun", samples / "jrun_demo_absolute_frames2.edl", create_shots=True)
@@ -230,7 +230,7 @@ def test_diff_between_any_revisions(session, samples):
 
 
 def _committed_counts() -> tuple[int, ...]:
-    with pipeline.session() as s:
+    with backlot.session() as s:
         return counts(s)
 
 
@@ -238,11 +238,11 @@ def _committed_counts() -> tuple[int, ...]:
 def test_an_import_that_fails_while_its_rows_are_stored_writes_nothing(db_url, samples, monkeypatch, fails):
     """Rows go to the server from a worker thread: a refused row, or an error in the Python working
     meanwhile, ends the import with that error, the COPY abandoned and nothing kept."""
-    from pipeline.editorial import ingest
-    from pipeline.errors import DatabaseError
+    from backlot.editorial import ingest
+    from backlot.errors import DatabaseError
 
-    with pipeline.session() as s:
-        pipeline.create_project(s, "film", fps="24")
+    with backlot.session() as s:
+        backlot.create_project(s, "film", fps="24")
         import_cut(s, "film", samples / "090PC_091MJ_100TC_V05_TURNOVER_20150123.edl", create_shots=True)
     before = _committed_counts()
     with monkeypatch.context() as patch:
@@ -256,8 +256,8 @@ def test_an_import_that_fails_while_its_rows_are_stored_writes_nothing(db_url, s
             patch.setattr(ingest, "diff_cuts", broken_diff)
             expected = pytest.raises(RuntimeError, match="diff broke")
         with expected:
-            with pipeline.session() as s:
+            with backlot.session() as s:
                 import_cut(s, "film", samples / "090PC_091MJ_100TC_V06_TURNOVER_20150206.edl", create_shots=True)
     assert _committed_counts() == before
-    with pipeline.session() as s:  # the same import goes through afterwards
+    with backlot.session() as s:  # the same import goes through afterwards
         assert import_cut(s, "film", samples / "090PC_091MJ_100TC_V06_TURNOVER_20150206.edl", create_shots=True).created

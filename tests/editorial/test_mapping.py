@@ -5,8 +5,8 @@ from __future__ import annotations
 import opentimelineio as otio
 import pytest
 
-from pipeline.editorial.mapping import DEFAULT_RULES, MappingRule, match_clip, parse_rules
-from pipeline.errors import InvalidInputError
+from backlot.editorial.mapping import DEFAULT_RULES, MappingRule, match_clip, parse_rules
+from backlot.errors import InvalidInputError
 
 
 def make_clip(name="clip", metadata=None, markers=(), comments=(), reel=None):

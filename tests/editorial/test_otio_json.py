@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.editorial import otio_json
-from pipeline.editorial.errors import CutInputError
-from pipeline.editorial.flatten import POLICY_ALL, POLICY_VISIBLE, CutClip, flatten_cut
-from pipeline.editorial.mapping import DEFAULT_RULES, MappingRule, match_clip
-from pipeline.editorial.reader import read_cut_file
+from backlot.editorial import otio_json
+from backlot.editorial.errors import CutInputError
+from backlot.editorial.flatten import POLICY_ALL, POLICY_VISIBLE, CutClip, flatten_cut
+from backlot.editorial.mapping import DEFAULT_RULES, MappingRule, match_clip
+from backlot.editorial.reader import read_cut_file
 
 RULES = (MappingRule("metadata", key="shot.code"),) + DEFAULT_RULES
 RATES = (24.0, 25.0, 24000 / 1001, 30000 / 1001, 48.0)

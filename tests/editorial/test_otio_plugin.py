@@ -8,23 +8,23 @@ import sys
 import opentimelineio as otio
 import pytest
 
-import pipeline
-from pipeline.editorial import import_cut
-from pipeline.errors import InvalidInputError
+import backlot
+from backlot.editorial import import_cut
+from backlot.errors import InvalidInputError
 
 
 def publish_frames(project, shot, first, last, files):
-    with pipeline.session() as s:
+    with backlot.session() as s:
         paths = [files(f"{shot}/frame.{n:04d}.png", f"{shot}:{n}") for n in range(first, last + 1)]
-        return pipeline.publish_version(s, project, f"shots/{shot}/main", paths, kind="shot_render", shot=shot,
+        return backlot.publish_version(s, project, f"shots/{shot}/main", paths, kind="shot_render", shot=shot,
                                         names=[f"frames/{p.name}" for p in paths], status="approved",
                                         metadata={"frame_range": [first, last]})
 
 
 @pytest.fixture
 def linked_project(db_url, samples, files):
-    with pipeline.session() as s:
-        pipeline.create_project(s, "film", fps="24")
+    with backlot.session() as s:
+        backlot.create_project(s, "film", fps="24")
         import_cut(s, "film", samples / "079_HA_V05.edl", create_shots=True)
     return publish_frames("film", "079_HA_0010", 993, 1104, files)
 

@@ -7,10 +7,10 @@ from fractions import Fraction
 import opentimelineio as otio
 import pytest
 
-from pipeline.editorial.errors import CutInputError
-from pipeline.editorial.flatten import POLICY_ALL, flatten_cut
-from pipeline.editorial.frames import timecode_to_frames
-from pipeline.editorial.reader import ReadOptions, read_cut_file
+from backlot.editorial.errors import CutInputError
+from backlot.editorial.flatten import POLICY_ALL, flatten_cut
+from backlot.editorial.frames import timecode_to_frames
+from backlot.editorial.reader import ReadOptions, read_cut_file
 
 R24 = 24.0
 

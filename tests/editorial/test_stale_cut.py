@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-import pipeline
-from pipeline.editorial import import_cut
+import backlot
+from backlot.editorial import import_cut
 
 ONE_SHOT = [("sq010_sh0010", "01:00:00:00", "01:00:02:00", "01:00:00:00", "01:00:02:00"),
             ("sq010_sh0020", "02:00:00:00", "02:00:01:00", "01:00:02:00", "01:00:03:00")]
@@ -19,19 +19,19 @@ LONGER = [("sq010_sh0010", "01:00:00:00", "01:00:02:10", "01:00:00:00", "01:00:0
 
 def render(session, files, shot, frame_range, inputs=(), status="wip"):
     metadata = {"frame_range": frame_range} if frame_range is not None else {}
-    return pipeline.publish_version(session, "film", f"shots/{shot}/main", [files(f"{shot}.png", str(frame_range))],
+    return backlot.publish_version(session, "film", f"shots/{shot}/main", [files(f"{shot}.png", str(frame_range))],
                                     kind="shot_render", shot=shot, metadata=metadata, inputs=list(inputs),
                                     status=status)
 
 
 def stale(session):
-    return {s.ref: s.reason for s in pipeline.find_stale_versions(session, "film")}
+    return {s.ref: s.reason for s in backlot.find_stale_versions(session, "film")}
 
 
 def test_a_longer_cut_makes_the_shot_and_what_follows_it_stale(session, files, edl):
-    pipeline.create_project(session, "film", fps="24")
+    backlot.create_project(session, "film", fps="24")
     import_cut(session, "film", edl("v1.edl", ONE_SHOT), create_shots=True)
-    sh10 = pipeline.get_shot(session, "film", "sq010_sh0010")
+    sh10 = backlot.get_shot(session, "film", "sq010_sh0010")
     assert (sh10.cut_in, sh10.cut_out, sh10.handles) == (1001, 1048, 8)
     a1 = render(session, files, "sq010_sh0010", [993, 1056], status="approved")
     b1 = render(session, files, "sq010_sh0020", [993, 1032], [("continuity", a1.ref)], status="approved")
@@ -56,13 +56,13 @@ def test_a_longer_cut_makes_the_shot_and_what_follows_it_stale(session, files, e
     # A new render that covers the cut, approved, replaces it; the neighbour is now stale by lineage.
     a2 = render(session, files, "sq010_sh0010", [993, 1066])
     assert set(stale(session)) == {a1.ref, b1.ref}, "the approved version is still current and still short"
-    pipeline.set_status(session, a2.ref, "approved")
+    backlot.set_status(session, a2.ref, "approved")
     reasons = stale(session)
     assert set(reasons) == {b1.ref} and reasons[b1.ref].cause == "superseded"
 
 
 def test_handles_unknown_and_malformed_ranges(session, files, edl):
-    pipeline.create_project(session, "film", fps="24")
+    backlot.create_project(session, "film", fps="24")
     import_cut(session, "film", edl("v1.edl", ONE_SHOT), create_shots=True)
     unknown = render(session, files, "sq010_sh0010", None)
     malformed = render(session, files, "sq010_sh0020", "frames 1 to 9")
@@ -97,22 +97,22 @@ operation = st.one_of(
 def test_cut_staleness_matches_the_definition(session, files, ops):
     """The cache-driven answer equals the definition evaluated in Python, and a full rebuild."""
     code = f"cov{next(_counter)}"
-    pipeline.create_project(session, code)
+    backlot.create_project(session, code)
     shots = [f"sh{i}" for i in range(3)]
     for shot in shots:
-        pipeline.create_shot(session, code, shot, frames=40, handles=4)
+        backlot.create_shot(session, code, shot, frames=40, handles=4)
     ranges = {shot: (1001, 1040, 4) for shot in shots}
     versions: dict[int, list] = {}  # id -> [shot, number, status, frame range or None]
     for op in ops:
         if op[0] in ("publish", "publish_unknown"):
             shot = shots[op[1]]
             frame_range = [op[2], op[3]] if op[0] == "publish" else None
-            v = pipeline.publish_version(session, code, f"shots/{shot}/main", [files("f", "x")], kind="shot_render",
+            v = backlot.publish_version(session, code, f"shots/{shot}/main", [files("f", "x")], kind="shot_render",
                                          shot=shot, metadata={"frame_range": frame_range} if frame_range else {})
             versions[v.id] = [shot, v.number, "wip", frame_range]
         elif op[0] == "status" and versions:
             vid = sorted(versions)[op[1] % len(versions)]
-            pipeline.set_status(session, vid, op[2])
+            backlot.set_status(session, vid, op[2])
             versions[vid][2] = op[2]
         elif op[0] == "cut":
             shot = shots[op[1]]
@@ -133,7 +133,7 @@ def test_cut_staleness_matches_the_definition(session, files, ops):
             have = mine[vid][3]
             if have is not None and not (have[0] <= cut_in - handles and cut_out + handles <= have[1]):
                 expected.add(vid)
-    found = {s.id for s in pipeline.find_stale_versions(session, code) if s.reason.cause == "cut"}
+    found = {s.id for s in backlot.find_stale_versions(session, code) if s.reason.cause == "cut"}
     assert found == expected
     before = coverage_snapshot(session)
     session.execute(text("SELECT backlot_rebuild_cut_coverage()"))

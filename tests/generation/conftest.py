@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import pipeline
-from pipeline import generation as gen
+import backlot
+from backlot import generation as gen
 
 
 @pytest.fixture(scope="session")
@@ -26,11 +26,11 @@ def make_art(path: Path, seed: int, size=(64, 64)) -> Path:
 @pytest.fixture
 def production(db_url, tiny_folder, tmp_path):
     """A committed project with the tiny base model, approved concept art and two shots."""
-    with pipeline.session() as s:
-        pipeline.create_project(s, "film")
+    with backlot.session() as s:
+        backlot.create_project(s, "film")
         base = gen.register_model(s, "film", "models/tiny", tiny_folder)
-        art = pipeline.publish_version(s, "film", "characters/mara", [make_art(tmp_path / "mara.png", 1)],
+        art = backlot.publish_version(s, "film", "characters/mara", [make_art(tmp_path / "mara.png", 1)],
                                        kind="concept_art", status="approved")
         for code in ("sh010", "sh020"):
-            pipeline.create_shot(s, "film", code, sequence="sq010", frames=3, handles=1)
+            backlot.create_shot(s, "film", code, sequence="sq010", frames=3, handles=1)
     return {"base": base.ref, "art": art.ref, "tmp": tmp_path}

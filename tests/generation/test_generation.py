@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-import pipeline
-from pipeline import generation as gen
-from pipeline.db.models import Version
-from pipeline.errors import InvalidInputError
-from pipeline.generation.loading import clear_cache
-from pipeline.generation.models import version_folder
+import backlot
+from backlot import generation as gen
+from backlot.db.models import Version
+from backlot.errors import InvalidInputError
+from backlot.generation.loading import clear_cache
+from backlot.generation.models import version_folder
 from tests.generation.conftest import make_art
 
 FAST = gen.TrainSettings(steps=25, lr=1e-3, seed=0)
@@ -52,8 +52,8 @@ def test_tiny_model_same_seed_same_bytes(tiny_folder, tmp_path):
 
 
 def test_register_copies_or_references(production, tiny_folder):
-    with pipeline.session() as s:
-        copied = pipeline.get_version(s, production["base"])
+    with backlot.session() as s:
+        copied = backlot.get_version(s, production["base"])
         referenced = gen.register_model(s, "film", "models/tiny_ref", tiny_folder, copy=False)
     assert copied.content_hash == referenced.content_hash
     assert version_folder(copied) != tiny_folder and version_folder(referenced) == tiny_folder
@@ -66,7 +66,7 @@ def test_register_refuses_what_is_not_a_pipeline(production, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "X"]}')
-    with pipeline.session() as s:
+    with backlot.session() as s:
         with pytest.raises(InvalidInputError, match="no model_index.json"):
             gen.register_model(s, "film", "m", tmp_path / "notamodel")
         with pytest.raises(InvalidInputError, match="components unet"):
@@ -76,7 +76,7 @@ def test_register_refuses_what_is_not_a_pipeline(production, tmp_path):
 
 
 def test_training_lowers_the_loss_records_everything_and_is_exact(production):
-    with pipeline.session() as s:
+    with backlot.session() as s:
         adapter = train(s, production)
         again = train(s, production, "adapters/mara_again")
     recipe = adapter.recipe
@@ -90,7 +90,7 @@ def test_training_lowers_the_loss_records_everything_and_is_exact(production):
 
 
 def test_adapters_change_the_output_and_hot_swap_equals_fresh_load(production):
-    with pipeline.session() as s:
+    with backlot.session() as s:
         a = train(s, production)
         b = train(s, production, "adapters/other", gen.TrainSettings(steps=25, lr=5e-3, seed=9))
         plain = render(s, "sh010", continuity=False)
@@ -104,7 +104,7 @@ def test_adapters_change_the_output_and_hot_swap_equals_fresh_load(production):
 
 
 def test_frames_follow_the_cut_and_outputs_are_complete(production):
-    with pipeline.session() as s:
+    with backlot.session() as s:
         version = render(s, "sh010")
         forced = render(s, "sh020", frames=2)
     names = [f.path for f in version.files]
@@ -119,7 +119,7 @@ def test_frames_follow_the_cut_and_outputs_are_complete(production):
 
 
 def test_continuity_is_recorded_and_used(production):
-    with pipeline.session() as s:
+    with backlot.session() as s:
         first = render(s, "sh010")
         second = render(s, "sh020", prompt="mara runs")
         alone = render(s, "sh020", prompt="mara runs", continuity=False)
@@ -129,33 +129,33 @@ def test_continuity_is_recorded_and_used(production):
 
 
 def test_verify_passes_and_names_an_altered_frame(production):
-    with pipeline.session() as s:
+    with backlot.session() as s:
         first = render(s, "sh010")
         second = render(s, "sh020", [(train(s, production).ref, 0.8)])
-    with pipeline.session() as s:
+    with backlot.session() as s:
         for version in (first, second):
             assert gen.verify_version(s, version.ref).identical
     frame = version_folder(second) / "frames/frame.1002.png"
     frame.chmod(0o644)
     frame.write_bytes(frame.read_bytes()[:-1] + b"\x00")
-    with pipeline.session() as s:
+    with backlot.session() as s:
         result = gen.verify_version(s, second.ref)
     assert not result.identical and result.first_difference == "frames/frame.1002.png"
     assert "altered" in result.detail
 
 
 def test_rerender_uses_current_upstream_and_records_regenerated_from(production, tmp_path):
-    with pipeline.session() as s:
+    with backlot.session() as s:
         adapter1 = train(s, production)
-        pipeline.set_status(s, adapter1.ref, "approved")
+        backlot.set_status(s, adapter1.ref, "approved")
         shot = render(s, "sh010", [(adapter1.ref, 1.0)])
-        art2 = pipeline.publish_version(s, "film", "characters/mara", [make_art(tmp_path / "m2.png", 2)],
+        art2 = backlot.publish_version(s, "film", "characters/mara", [make_art(tmp_path / "m2.png", 2)],
                                         status="approved")
         adapter2 = train(s, production, art=art2.ref)
-        pipeline.set_status(s, adapter2.ref, "approved")
-        assert shot.ref in {x.ref for x in pipeline.find_stale_versions(s, "film")}
+        backlot.set_status(s, adapter2.ref, "approved")
+        assert shot.ref in {x.ref for x in backlot.find_stale_versions(s, "film")}
         redone = gen.rerender_version(s, shot.ref)
-        stale_now = {x.ref for x in pipeline.find_stale_versions(s, "film")}
+        stale_now = {x.ref for x in backlot.find_stale_versions(s, "film")}
     inputs = {(i.role, i.ref) for i in redone.inputs}
     assert ("adapter", adapter2.ref) in inputs and ("regenerated_from", shot.ref) in inputs
     assert redone.recipe["seed"] == shot.recipe["seed"] and redone.number == 2
@@ -165,12 +165,12 @@ def test_rerender_uses_current_upstream_and_records_regenerated_from(production,
 def test_bad_inputs_publish_nothing(production, tmp_path):
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"this is not a png")
-    with pipeline.session() as s:
-        bad_art = pipeline.publish_version(s, "film", "characters/junk", [junk], kind="concept_art")
+    with backlot.session() as s:
+        bad_art = backlot.publish_version(s, "film", "characters/junk", [junk], kind="concept_art")
         other_base = gen.build_and_register_tiny(s, "film", "models/other", seed=5)
         foreign = gen.train_adapter(s, "film", "adapters/foreign", [production["art"]], base_model=other_base.ref,
                                     settings=FAST)
-    with pipeline.session() as s:
+    with backlot.session() as s:
         before = s.scalar(select(func.count()).select_from(Version))
     cases = [
         (lambda s: train(s, production, art=bad_art.ref), "not a readable image"),
@@ -184,15 +184,15 @@ def test_bad_inputs_publish_nothing(production, tmp_path):
     ]
     for call, message in cases:
         with pytest.raises(InvalidInputError, match=message):
-            with pipeline.session() as s:
+            with backlot.session() as s:
                 call(s)
-    with pipeline.session() as s:
+    with backlot.session() as s:
         assert s.scalar(select(func.count()).select_from(Version)) == before
 
 
 def test_mixed_sizes_are_resized_and_long_prompts_truncated_with_a_record(production, tmp_path):
-    with pipeline.session() as s:
-        wide = pipeline.publish_version(s, "film", "characters/wide", [make_art(tmp_path / "w.png", 3, (96, 48))],
+    with backlot.session() as s:
+        wide = backlot.publish_version(s, "film", "characters/wide", [make_art(tmp_path / "w.png", 3, (96, 48))],
                                         kind="concept_art")
         adapter = gen.train_adapter(s, "film", "adapters/mixed", [production["art"], wide.ref],
                                     base_model=production["base"], settings=FAST)
@@ -203,7 +203,7 @@ def test_mixed_sizes_are_resized_and_long_prompts_truncated_with_a_record(produc
 
 
 def test_the_tracker_and_cli_do_not_load_torch():
-    code = "import sys, pipeline, services.cli.app; assert 'torch' not in sys.modules, 'torch was imported'"
+    code = "import sys, pipeline, backlot.services.cli.app; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ))
 
 
@@ -211,13 +211,13 @@ def test_the_tracker_and_cli_do_not_load_torch():
 def test_cuda_renders_in_reduced_precision(production, monkeypatch):
     monkeypatch.setenv("BACKLOT_DEVICE", "cuda")
     clear_cache()
-    with pipeline.session() as s:
+    with backlot.session() as s:
         version = render(s, "sh010", continuity=False)
     assert version.recipe["device_class"].startswith("cuda/") and version.recipe["device_class"].endswith("16")
 
 
 def test_a_tiny_video_base_renders_with_continuity_and_verifies(production, tmp_path):
-    with pipeline.session() as s:
+    with backlot.session() as s:
         video = gen.build_and_register_tiny(s, "film", "models/tiny_video", kind="animatediff")
         settings = gen.RenderSettings(prompt="mara walks", steps=2, seed=3)
         first = gen.render_shot(s, "film", "sh010", settings, base_model=video.ref, output="video")
@@ -229,5 +229,5 @@ def test_a_tiny_video_base_renders_with_continuity_and_verifies(production, tmp_
     assert first.recipe["img2img_class"] == "AnimateDiffVideoToVideoPipeline"
     assert len([f for f in first.files if f.path.startswith("frames/")]) == 5
     assert ("continuity", first.ref) in {(i.role, i.ref) for i in second.inputs}
-    with pipeline.session() as s:
+    with backlot.session() as s:
         assert gen.verify_version(s, second.ref).identical

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from sqlalchemy.engine import make_url
 
-import pipeline
+import backlot
 from tests.kitsu.zou_server import ADMIN_EMAIL, ADMIN_PASSWORD, ZouServer, ensure_venv, missing_requirements
 from tests.worker.conftest import RedisServer
 
@@ -64,7 +64,7 @@ def login_env(monkeypatch):
 
 
 def _movie(folder: Path, seed: int) -> Path:
-    from pipeline.generation.encoder import encode_preview
+    from backlot.generation.encoder import encode_preview
 
     folder.mkdir(parents=True)
     rng = np.random.default_rng(seed)
@@ -83,12 +83,12 @@ def production(db_url, tmp_path):
     one shot render each with a real MP4 preview; returns (project, production, refs)."""
     production = f"film-{uuid.uuid4().hex[:6]}"
     refs = []
-    with pipeline.session() as s:
-        pipeline.create_project(s, "film", name=production)
+    with backlot.session() as s:
+        backlot.create_project(s, "film", name=production)
         for n, shot in enumerate(("sh0010", "sh0020", "sh0030")):
-            pipeline.create_shot(s, "film", shot, sequence="sq010", frames=24)
+            backlot.create_shot(s, "film", shot, sequence="sq010", frames=24)
             media = _movie(tmp_path / shot, n)
-            version = pipeline.publish_version(
+            version = backlot.publish_version(
                 s, "film", f"shots/{shot}/main", [media / "preview.mp4", media / "frame.1001.png"],
                 kind="shot_render", shot=shot, names=["preview.mp4", "frames/frame.1001.png"])
             refs.append(version.ref)

@@ -9,12 +9,12 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-import pipeline
-from integrations.kitsu import sync_project
-from integrations.kitsu.client import KitsuError
-from integrations.kitsu.push import MARKER
-from pipeline.db.review_sync import ReviewLink, ReviewUpload
-from pipeline.generation.models import version_folder
+import backlot
+from backlot.integrations.kitsu import sync_project
+from backlot.integrations.kitsu.client import KitsuError
+from backlot.integrations.kitsu.push import MARKER
+from backlot.db.review_sync import ReviewLink, ReviewUpload
+from backlot.generation.models import version_folder
 from tests.kitsu.zou_server import ADMIN_EMAIL, ADMIN_PASSWORD, free_port
 
 pytestmark = pytest.mark.kitsu
@@ -46,7 +46,7 @@ def test_link_refuses_a_wrong_url_and_wrong_credentials_and_writes_nothing(run, 
     assert "refused the credentials" in refused.stderr
     missing = run("kitsu", "sync", "film", code=2)
     assert "not linked to Kitsu" in missing.stderr
-    with pipeline.session() as s:
+    with backlot.session() as s:
         assert s.scalar(select(func.count()).select_from(ReviewLink)) == 0
 
 
@@ -79,11 +79,11 @@ def test_push_uploads_each_version_once_and_pull_brings_review_back(run, zou, pr
     gazu.task.add_comment(second["task"], statuses["retake"], "Hair pops on frame 12", client=kitsu_admin)
     pulled = sync(run, "--pull")
     assert {(c["version"], c["to"]) for c in pulled["statuses"]} == {(refs[0], "approved"), (refs[1], "rejected")}
-    with pipeline.session() as s:
-        assert pipeline.get_version(s, refs[0]).status == "approved"
-        assert pipeline.get_version(s, refs[1]).status == "rejected"
-        assert pipeline.get_version(s, refs[2]).status == "review"  # sent for review, nobody answered yet
-        (note,) = pipeline.list_notes(s, refs[1])
+    with backlot.session() as s:
+        assert backlot.get_version(s, refs[0]).status == "approved"
+        assert backlot.get_version(s, refs[1]).status == "rejected"
+        assert backlot.get_version(s, refs[2]).status == "review"  # sent for review, nobody answered yet
+        (note,) = backlot.list_notes(s, refs[1])
     assert note.body == "Hair pops on frame 12" and note.author == "Super Admin (Kitsu)"
     again = sync(run, "--pull")
     assert again["notes"] == [] and again["statuses"] == []  # each comment comes back once
@@ -96,19 +96,19 @@ def test_a_new_version_is_a_new_revision_and_comments_go_to_the_newest(run, zou,
     _, name, refs = production
     link(run, zou.url, name)
     sync(run, "--push", "--create-missing")
-    with pipeline.session() as s:
-        old = pipeline.get_version(s, refs[0])
+    with backlot.session() as s:
+        old = backlot.get_version(s, refs[0])
         files = [f for f in version_folder(old).rglob("*") if f.is_file()]
-        newer = pipeline.publish_version(s, "film", "shots/sh0010/main", [files[0]], kind="shot_render",
+        newer = backlot.publish_version(s, "film", "shots/sh0010/main", [files[0]], kind="shot_render",
                                          shot="sh0010", names=["preview.mp4"], recipe={"take": 2})
     (pushed,) = sync(run, "--push")["pushed"]
     assert pushed["version"] == newer.ref and pushed["revision"] == 2
     statuses = {s["short_name"]: s for s in gazu.task.all_task_statuses(client=kitsu_admin)}
     gazu.task.add_comment(pushed["task"], statuses["approved"], "", client=kitsu_admin)
     sync(run, "--pull")
-    with pipeline.session() as s:
-        assert pipeline.get_version(s, newer.ref).status == "approved"
-        assert pipeline.get_version(s, refs[0]).status == "review"
+    with backlot.session() as s:
+        assert backlot.get_version(s, newer.ref).status == "approved"
+        assert backlot.get_version(s, refs[0]).status == "review"
 
 
 def test_a_server_that_goes_away_mid_sync_is_finished_by_the_next_sync(db_url, production, relay, kitsu_admin,
@@ -122,7 +122,7 @@ def test_a_server_that_goes_away_mid_sync_is_finished_by_the_next_sync(db_url, p
 
     with pytest.raises(KitsuError, match="cannot be reached.*1 of 3 previews were sent"):
         sync_project("film", pull=False, create_missing=True, progress=stop_after_first)
-    with pipeline.session() as s:
+    with backlot.session() as s:
         assert s.scalar(select(func.count()).where(ReviewUpload.preview_id.is_not(None))) == 1
     relay.start()  # the same address again
     finished = sync(run, "--push", "--create-missing")
@@ -138,7 +138,7 @@ def test_an_upload_cut_off_is_attached_to_the_same_comment_next_time(db_url, pro
     relay.cut_uploads = True
     with pytest.raises(KitsuError, match="cannot be reached.*0 of 1 previews"):
         sync_project("film", pull=False, versions=[refs[0]], create_missing=True)
-    with pipeline.session() as s:
+    with backlot.session() as s:
         (upload,) = s.scalars(select(ReviewUpload)).all()
         assert upload.comment_id and upload.preview_id is None
     relay.cut_uploads = False
@@ -169,7 +169,7 @@ def test_watch_pulls_when_the_event_stream_reports_a_comment(run, zou, productio
 
     import gazu
 
-    from integrations.kitsu.watch import watch_project
+    from backlot.integrations.kitsu.watch import watch_project
 
     _, name, refs = production
     link(run, zou.url, name, "--events-url", zou.events_url)
@@ -181,9 +181,9 @@ def test_watch_pulls_when_the_event_stream_reports_a_comment(run, zou, productio
     watcher.start()
     try:
         assert listening.wait(30), "the event stream did not connect"
-        with pipeline.session() as s:
+        with backlot.session() as s:
             task_id = s.scalar(select(ReviewUpload.task_id).where(ReviewUpload.version_id ==
-                                                                  pipeline.get_version(s, refs[0]).id))
+                                                                  backlot.get_version(s, refs[0]).id))
         statuses = {s["short_name"]: s for s in gazu.task.all_task_statuses(client=kitsu_admin)}
         gazu.task.add_comment(task_id, statuses["done"], "Final", client=kitsu_admin)
         deadline = time.monotonic() + 30

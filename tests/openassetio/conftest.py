@@ -20,11 +20,11 @@ from openassetio.pluginSystem import PythonPluginSystemManagerImplementationFact
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 
-import pipeline
-from pipeline.config import load_settings
-from pipeline.db.models import Asset, Event, Version
-from integrations.openassetio import IDENTIFIER, BacklotManagerPlugin
-from integrations.openassetio.manager import BacklotManagerInterface
+import backlot
+from backlot.config import load_settings
+from backlot.db.models import Asset, Event, Version
+from backlot.integrations.openassetio import IDENTIFIER, BacklotManagerPlugin
+from backlot.integrations.openassetio.manager import BacklotManagerInterface
 
 PROJECT = "film"
 REF = f"backlot:///{PROJECT}"
@@ -64,22 +64,22 @@ class Production:
 def production(db_url, files) -> Production:
     """characters/mara v1 (approved), v2, v3 (approved); base_models/tiny v1; adapters/mara v1 trained
     on mara v1 (so stale); a three-frame shot render made with the adapter and the art."""
-    with pipeline.session() as s:
-        pipeline.create_project(s, PROJECT, fps="24")
-        pipeline.create_shot(s, PROJECT, "sq010_sh0010", sequence="sq010", frames=3)
-        art1 = pipeline.publish_version(s, PROJECT, "characters/mara", [files("mara_v1.png")], kind="concept_art",
+    with backlot.session() as s:
+        backlot.create_project(s, PROJECT, fps="24")
+        backlot.create_shot(s, PROJECT, "sq010_sh0010", sequence="sq010", frames=3)
+        art1 = backlot.publish_version(s, PROJECT, "characters/mara", [files("mara_v1.png")], kind="concept_art",
                                         status="approved")
-        art2 = pipeline.publish_version(s, PROJECT, "characters/mara", [files("mara_v2.png")], kind="concept_art")
-        art3 = pipeline.publish_version(s, PROJECT, "characters/mara", [files("mara_v3.png")], kind="concept_art",
+        art2 = backlot.publish_version(s, PROJECT, "characters/mara", [files("mara_v2.png")], kind="concept_art")
+        art3 = backlot.publish_version(s, PROJECT, "characters/mara", [files("mara_v3.png")], kind="concept_art",
                                         metadata={"look": "final", "tags": ["hero"]})
-        pipeline.set_status(s, art3.ref, "approved")
-        tiny = pipeline.publish_version(s, PROJECT, "base_models/tiny", [files("tiny/model.json")],
+        backlot.set_status(s, art3.ref, "approved")
+        tiny = backlot.publish_version(s, PROJECT, "base_models/tiny", [files("tiny/model.json")],
                                         kind="base_model", status="approved")
-        lora = pipeline.publish_version(
+        lora = backlot.publish_version(
             s, PROJECT, "adapters/mara", [files("mara.safetensors")], kind="adapter",
             inputs=[("training_data", art1.ref), ("base_model", tiny.ref)], recipe={"rank": 8, "seed": 7})
         frames = [files(f"render/frames/{n:04d}.png", f"frame {n}") for n in (1001, 1002, 1003)]
-        shot = pipeline.publish_version(
+        shot = backlot.publish_version(
             s, PROJECT, "shots/sq010_sh0010/main", frames, names=[f"frames/{p.name}" for p in frames],
             kind="shot_render", shot="sq010_sh0010", recipe={"steps": 4},
             inputs=[("adapter", lora.ref), ("concept_art", art1.ref), ("base_model", tiny.ref)])
@@ -88,9 +88,9 @@ def production(db_url, files) -> Production:
 
 def written() -> tuple[int, int, int, int]:
     """(versions, assets, events, stored objects): what a failed publish must leave unchanged."""
-    with pipeline.session() as s:
+    with backlot.session() as s:
         counts = [s.scalar(select(func.count()).select_from(table)) for table in (Version, Asset, Event)]
-    return (*counts, pipeline.Store(load_settings().store_url).count_objects())
+    return (*counts, backlot.Store(load_settings().store_url).count_objects())
 
 
 def backlot_ref(pipeline_ref: str) -> str:

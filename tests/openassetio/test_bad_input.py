@@ -15,8 +15,8 @@ from openassetio.errors import BatchElementError, ConfigurationException
 from openassetio.trait import TraitsData
 from openassetio_mediacreation.specifications.lifecycle import EntityVersionsRelationshipSpecification_v1
 
-from integrations.openassetio import traits as t
-from integrations.openassetio.errors import BacklotDatabaseError
+from backlot.integrations.openassetio import traits as t
+from backlot.integrations.openassetio.errors import BacklotDatabaseError
 
 from .conftest import REF, backlot_ref, find_manager, written
 

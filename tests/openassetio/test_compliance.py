@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from integrations.openassetio import PLUGIN_PATH
+from backlot.integrations.openassetio import PLUGIN_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
 # Skips we expect: Backlot keeps no manager state in contexts, has no custom terminology,

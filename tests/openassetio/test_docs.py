@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pipeline
+import backlot
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "openassetio.md"
 
@@ -21,6 +21,6 @@ def test_the_documented_script_resolves_and_publishes(production, tmp_path, monk
     exec(compile(script, str(DOC), "exec"), {"__name__": "__main__"})
     out = capsys.readouterr().out
     assert "painting over file:///" in out and "published backlot:///film/characters/mara?v=4" in out
-    with pipeline.session() as s:
-        record = pipeline.get_version(s, "film/characters/mara@4")
+    with backlot.session() as s:
+        record = backlot.get_version(s, "film/characters/mara@4")
     assert [(i.role, i.ref) for i in record.inputs] == [("init_image", "film/characters/mara@3")]

@@ -18,9 +18,9 @@ from openassetio_mediacreation.specifications.lifecycle import (
     StableReferenceRelationshipSpecification_v1,
 )
 
-import pipeline
-from integrations.openassetio import IDENTIFIER, PLUGIN_PATH
-from integrations.openassetio import traits as t
+import backlot
+from backlot.integrations.openassetio import IDENTIFIER, PLUGIN_PATH
+from backlot.integrations.openassetio import traits as t
 
 from .conftest import REF, TestHost, backlot_ref, make_logger
 
@@ -60,7 +60,7 @@ def test_plugin_is_found_by_entry_point_and_by_plugin_path():
     assert IDENTIFIER in by_entry_point.identifiers()
     assert IDENTIFIER in by_path.identifiers()
     for factory in (by_entry_point, by_path):
-        assert type(factory.instantiate(IDENTIFIER)).__module__ == "integrations.openassetio.manager"
+        assert type(factory.instantiate(IDENTIFIER)).__module__ == "backlot.integrations.openassetio.manager"
 
 
 def test_default_config_toml_picks_and_configures_the_manager(production, tmp_path, monkeypatch):
@@ -193,8 +193,8 @@ def test_publish_a_new_version_and_read_it_back(manager, production, files):
     assert t.RecordTrait(back).getStatus() == "review"
     assert back.getTraitProperty(t.ArbitraryMetadataTrait_v1.kId, "note") == "retrained on v3"
     assert t.StalenessTrait(back).getStale() is False
-    with pipeline.session() as s:  # the tracker sees the same version
-        record = pipeline.get_version(s, "film/adapters/mara@latest")
+    with backlot.session() as s:  # the tracker sees the same version
+        record = backlot.get_version(s, "film/adapters/mara@latest")
     assert (record.number, record.status, record.created_by) == (2, "review", "tester")
 
 

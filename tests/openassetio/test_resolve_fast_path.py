@@ -11,9 +11,9 @@ import pytest
 from openassetio.access import ResolveAccess
 from openassetio.errors import BatchElementError
 
-import pipeline
-from integrations.openassetio import traits as t
-from integrations.openassetio.manager import _LOCATED_TRAITS
+import backlot
+from backlot.integrations.openassetio import traits as t
+from backlot.integrations.openassetio.manager import _LOCATED_TRAITS
 
 from .conftest import PROJECT, REF, backlot_ref, traffic
 
@@ -38,10 +38,10 @@ def properties(data, traits) -> dict:
 @pytest.fixture
 def odd_files(production, files) -> tuple[str, str]:
     """A version whose file name needs percent-encoding, and one that is a folder of unrelated files."""
-    with pipeline.session() as s:
-        spaced = pipeline.publish_version(s, PROJECT, "references/board", [files("mood board é #1.png")],
+    with backlot.session() as s:
+        spaced = backlot.publish_version(s, PROJECT, "references/board", [files("mood board é #1.png")],
                                           kind="reference")
-        folder = pipeline.publish_version(s, PROJECT, "base_models/big", [files("big/config.json"),
+        folder = backlot.publish_version(s, PROJECT, "base_models/big", [files("big/config.json"),
                                           files("big/weights/model.safetensors")],
                                           names=["config.json", "weights/model.safetensors"], kind="base_model")
     return spaced.ref, folder.ref

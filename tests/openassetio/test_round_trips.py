@@ -21,7 +21,7 @@ from openassetio_mediacreation.specifications.lifecycle import (
     StableReferenceRelationshipSpecification_v1,
 )
 
-from integrations.openassetio import traits as t
+from backlot.integrations.openassetio import traits as t
 
 from .conftest import REF, backlot_ref, traffic, written
 
@@ -92,7 +92,7 @@ def test_a_batch_of_only_malformed_references_does_not_touch_the_database(watche
 def test_a_register_batch_is_checked_in_one_round_trip(watched, production, files):
     """Targets and inputs of the whole batch are checked in one query; a batch where every
     item fails stops there and writes nothing. Each item that passes is then published
-    through pipeline.publish_version (its own statements, in one transaction)."""
+    through backlot.publish_version (its own statements, in one transaction)."""
     manager, interface = watched
     data = TraitsData({t.EntityTrait_v1.kId})
     t.LocatableContentTrait_v1(data).setLocation(files("new.png").as_uri())

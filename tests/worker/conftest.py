@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-import pipeline
-from pipeline import jobs
+import backlot
+from backlot import jobs
 from tests.generation.conftest import make_art, tiny_folder  # noqa: F401 - shared fixture
 
 FAST_DISPATCH = {"BACKLOT_DISPATCH_EVERY_S": "0.5", "BACKLOT_JOB_STALE_S": "4", "BACKLOT_JOB_REDISPATCH_S": "6"}
@@ -36,7 +36,7 @@ class Worker:
     def start(self) -> "Worker":
         env = dict(os.environ)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker", "--queues", "gpu,cpu", "--loglevel", "info"],
+            [sys.executable, "-m", "backlot.services.cli", "worker", "--queues", "gpu,cpu", "--loglevel", "info"],
             stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
         return self
 
@@ -117,22 +117,22 @@ def redis(tmp_path, monkeypatch):
 @pytest.fixture
 def studio(db_url, tiny_folder, tmp_path):  # noqa: F811
     """A committed project with the tiny model and a sequence of three short shots."""
-    from pipeline import generation as gen
+    from backlot import generation as gen
 
-    with pipeline.session() as s:
-        pipeline.create_project(s, "film")
+    with backlot.session() as s:
+        backlot.create_project(s, "film")
         base = gen.register_model(s, "film", "models/tiny", tiny_folder)
-        art = pipeline.publish_version(s, "film", "characters/mara", [make_art(tmp_path / "mara.png", 1)],
+        art = backlot.publish_version(s, "film", "characters/mara", [make_art(tmp_path / "mara.png", 1)],
                                        kind="concept_art", status="approved")
         for code in ("sh010", "sh020", "sh030"):
-            pipeline.create_shot(s, "film", code, sequence="sq010", frames=2)
+            backlot.create_shot(s, "film", code, sequence="sq010", frames=2)
     return {"base": base.ref, "art": art.ref}
 
 
 def wait_for_jobs(ids, timeout=180, states=("done", "failed", "cancelled")):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with pipeline.session() as s:
+        with backlot.session() as s:
             records = [jobs.get_job(s, i) for i in ids]
         if all(r.state in states for r in records):
             return records

@@ -13,14 +13,14 @@ from kombu import Connection, Exchange, Queue
 
 @pytest.fixture
 def slow_polling(monkeypatch):
-    from services.worker import broker
+    from backlot.services.worker import broker
 
     monkeypatch.setattr(broker, "FALLBACK_POLL_S", 30.0)
     monkeypatch.setattr(broker.PostgresTransport, "polling_interval", 30.0)
 
 
 def connection(db_url: str) -> Connection:
-    from services.worker import broker  # noqa: F401 - registers the backlotpg transport
+    from backlot.services.worker import broker  # noqa: F401 - registers the backlotpg transport
 
     return Connection("backlotpg+" + db_url)
 
@@ -81,7 +81,7 @@ def test_an_ack_lets_the_consumer_take_the_next_message_at_once(db_url, slow_pol
 
 
 def test_without_listen_it_still_polls(db_url, monkeypatch):
-    from services.worker import broker
+    from backlot.services.worker import broker
 
     monkeypatch.setattr(broker.PostgresTransport, "_listen_connector", lambda self: None)
     queue = Queue("poll", Exchange("poll"), routing_key="poll")

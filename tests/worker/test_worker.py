@@ -7,13 +7,13 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-import pipeline
-from pipeline import generation as gen
-from pipeline import jobs
-from pipeline.db.jobs import Job, JobKind
-from pipeline.db.models import Version
-from pipeline.errors import BacklotError
-from pipeline.storage import Store
+import backlot
+from backlot import generation as gen
+from backlot import jobs
+from backlot.db.jobs import Job, JobKind
+from backlot.db.models import Version
+from backlot.errors import BacklotError
+from backlot.storage import Store
 from tests.generation.conftest import make_art
 from tests.worker.conftest import wait_for_jobs, wait_until
 
@@ -21,21 +21,21 @@ pytestmark = pytest.mark.slow
 
 
 def render_job(s, shot, *, key, frames=None, steps=2, settings=None, **extra):
-    from services.worker.submit import submit_render
+    from backlot.services.worker.submit import submit_render
 
     return submit_render(s, "film", shot, settings or {"prompt": f"{shot} mara", "steps": steps},
                          base_model="film/models/tiny@approved", frames=frames, key=key, **extra)
 
 
 def dispatch_now():
-    from services.worker.app import create_app
-    from services.worker.dispatch import dispatch
+    from backlot.services.worker.app import create_app
+    from backlot.services.worker.dispatch import dispatch
 
     return dispatch(create_app())
 
 
 def test_a_render_job_runs_on_the_embedded_broker(studio, start_worker):
-    with pipeline.session() as s:
+    with backlot.session() as s:
         job = render_job(s, "sh010", key="render-sh010")
         again = render_job(s, "sh010", key="render-sh010")  # the same request twice: one job
     assert again.id == job.id
@@ -43,58 +43,58 @@ def test_a_render_job_runs_on_the_embedded_broker(studio, start_worker):
     start_worker()
     (done,) = wait_for_jobs([job.id])
     assert done.state == "done" and done.progress == 1.0 and done.attempts == 1
-    with pipeline.session() as s:
-        version = pipeline.get_version(s, done.result_version_id)
-        events = [e.kind.value for e in pipeline.list_events(s, pipeline.get_project(s, "film").id)]
+    with backlot.session() as s:
+        version = backlot.get_version(s, done.result_version_id)
+        events = [e.kind.value for e in backlot.list_events(s, backlot.get_project(s, "film").id)]
     assert version.ref == "film/shots/sh010/main@1" and "job_finished" in events
 
 
 def test_the_same_message_twice_publishes_one_version(studio, redis, start_worker):
-    from services.worker.app import create_app
+    from backlot.services.worker.app import create_app
 
-    with pipeline.session() as s:
+    with backlot.session() as s:
         job = render_job(s, "sh010", key="twice")
     app = create_app()
     for _ in range(2):
         app.send_task("backlot.run_job", args=[job.id], queue="gpu")
     start_worker()
     wait_for_jobs([job.id])
-    with pipeline.session() as s:
-        assert len(pipeline.list_versions(s, "film", "shots/sh010/main")) == 1
+    with backlot.session() as s:
+        assert len(backlot.list_versions(s, "film", "shots/sh010/main")) == 1
 
 
 def test_a_worker_killed_mid_render_loses_nothing(studio, start_worker):
-    with pipeline.session() as s:
+    with backlot.session() as s:
         job = render_job(s, "sh020", key="long", frames=80, steps=4)
     dispatch_now()
     worker = start_worker()
 
     def claimed():
-        with pipeline.session() as s:
+        with backlot.session() as s:
             return jobs.get_job(s, job.id).state == "running"
     wait_until(claimed)
     time.sleep(3)  # well into the 80 frames
     worker.kill()  # kill -9, the whole process group
-    with pipeline.session() as s:
+    with backlot.session() as s:
         assert jobs.get_job(s, job.id).state == "running"
-        assert pipeline.list_assets(s, "film", "shot_render") == []
+        assert backlot.list_assets(s, "film", "shot_render") == []
     start_worker()
     (done,) = wait_for_jobs([job.id], timeout=240)
     assert done.state == "done" and done.attempts == 2
-    with pipeline.session() as s:
-        assert len(pipeline.list_versions(s, "film", "shots/sh020/main")) == 1
-    store = Store(pipeline.config.load_settings().store_url)
+    with backlot.session() as s:
+        assert len(backlot.list_versions(s, "film", "shots/sh020/main")) == 1
+    store = Store(backlot.config.load_settings().store_url)
     leftovers = [p for p in __import__("pathlib").Path(store.root).rglob("*") if ".tmp-" in p.name]
     assert leftovers == [], "no partial file is visible in the store"
 
 
 def test_jobs_requested_while_the_broker_is_down_run_when_it_is_back(studio, redis, start_worker):
     redis.stop()
-    with pipeline.session() as s:
+    with backlot.session() as s:
         ids = [render_job(s, shot, key=f"outage-{shot}").id for shot in ("sh010", "sh030")]
     with pytest.raises(Exception):
         dispatch_now()  # the broker refuses: the jobs stay queued in PostgreSQL
-    with pipeline.session() as s:
+    with backlot.session() as s:
         assert {jobs.get_job(s, i).state for i in ids} == {"queued"}
     redis.start()  # same port, empty: nothing was ever sent
     start_worker()  # its dispatcher loop sends what is queued
@@ -102,7 +102,7 @@ def test_jobs_requested_while_the_broker_is_down_run_when_it_is_back(studio, red
 
 
 def test_a_failing_task_records_the_error_and_retries_as_configured(studio, start_worker):
-    with pipeline.session() as s:
+    with backlot.session() as s:
         crashing = render_job(s, "sh010", key="crash", settings={"prompt": "x", "steps": "many"})
         bad_input = render_job(s, "nope", key="bad-input")
     dispatch_now()
@@ -112,27 +112,27 @@ def test_a_failing_task_records_the_error_and_retries_as_configured(studio, star
     assert "TypeError" in crashed.error and "Traceback" in crashed.traceback
     assert refused.state == "failed" and refused.attempts == 1, "bad input is not retried"
     assert "no shot 'nope'" in refused.error
-    with pipeline.session() as s:
-        assert pipeline.list_assets(s, "film", "shot_render") == []
+    with backlot.session() as s:
+        assert backlot.list_assets(s, "film", "shot_render") == []
 
 
 def test_regeneration_plans_and_remakes_stale_shots_in_order(studio, start_worker, tmp_path):
-    from services.worker.app import create_app
-    from services.worker.submit import regenerate
+    from backlot.services.worker.app import create_app
+    from backlot.services.worker.submit import regenerate
 
-    with pipeline.session() as s:
+    with backlot.session() as s:
         adapter1 = gen.train_adapter(s, "film", "adapters/mara", [studio["art"]], base_model=studio["base"],
                                      settings=gen.TrainSettings(steps=5))
-        pipeline.set_status(s, adapter1.ref, "approved")
+        backlot.set_status(s, adapter1.ref, "approved")
         for shot in ("sh010", "sh020", "sh030"):
             gen.render_shot(s, "film", shot, gen.RenderSettings(prompt=f"{shot}", steps=2, seed=7),
                             base_model=studio["base"], adapters=[gen.AdapterUse(adapter1.ref, 1.0)])
-        art2 = pipeline.publish_version(s, "film", "characters/mara", [make_art(tmp_path / "m2.png", 2)],
+        art2 = backlot.publish_version(s, "film", "characters/mara", [make_art(tmp_path / "m2.png", 2)],
                                         status="approved")
         adapter2 = gen.train_adapter(s, "film", "adapters/mara", [art2.ref], base_model=studio["base"],
                                      settings=gen.TrainSettings(steps=5))
-        pipeline.set_status(s, adapter2.ref, "approved")
-        plan = pipeline.plan_regeneration(s, "film")
+        backlot.set_status(s, adapter2.ref, "approved")
+        plan = backlot.plan_regeneration(s, "film")
     assert [i.shot for i in plan] == ["sh010", "sh020", "sh030"]
     assert plan[0].swaps[0].new == adapter2.ref and plan[1].continuity == "new version of sh010"
     start_worker()
@@ -140,9 +140,9 @@ def test_regeneration_plans_and_remakes_stale_shots_in_order(studio, start_worke
     assert len(chains) == 1 and len(chains[0]) == 3
     done = wait_for_jobs([j.id for j in chains[0]], timeout=240)
     assert [r.state for r in done] == ["done"] * 3
-    with pipeline.session() as s:
-        new = [pipeline.get_version(s, r.result_version_id) for r in done]
-        assert pipeline.plan_regeneration(s, "film") == []
+    with backlot.session() as s:
+        new = [backlot.get_version(s, r.result_version_id) for r in done]
+        assert backlot.plan_regeneration(s, "film") == []
         assert s.scalar(select(func.count()).select_from(Job).where(Job.batch == batch)) == 3
     for previous, version in zip(new, new[1:]):
         assert ("continuity", previous.ref) in {(i.role, i.ref) for i in version.inputs}
@@ -152,30 +152,30 @@ def test_regeneration_plans_and_remakes_stale_shots_in_order(studio, start_worke
 
 
 def test_a_job_cancelled_mid_render_stays_cancelled_and_publishes_nothing(studio, start_worker):
-    with pipeline.session() as s:
+    with backlot.session() as s:
         job = render_job(s, "sh020", key="cancel-me", frames=80, steps=4)
     dispatch_now()
     start_worker()
 
     def running():
-        with pipeline.session() as s:
+        with backlot.session() as s:
             return jobs.get_job(s, job.id).state == "running"
     wait_until(running)
-    with pipeline.session() as s:
+    with backlot.session() as s:
         jobs.cancel_job(s, job.id)
 
     def noticed():  # the worker's next heartbeat (or its finish) sees the cancel and stops
-        with pipeline.session() as s:
+        with backlot.session() as s:
             return jobs.get_job(s, job.id).error
     assert "cancelled" in wait_until(noticed)
-    with pipeline.session() as s:
+    with backlot.session() as s:
         assert jobs.get_job(s, job.id).state == "cancelled"
-        assert pipeline.list_assets(s, "film", "shot_render") == []
+        assert backlot.list_assets(s, "film", "shot_render") == []
 
 
 def test_a_finished_task_sends_the_job_waiting_on_it(studio, start_worker, monkeypatch):
     monkeypatch.setenv("BACKLOT_DISPATCH_EVERY_S", "600")  # the periodic dispatcher stays out of it
-    with pipeline.session() as s:
+    with backlot.session() as s:
         first = render_job(s, "sh010", key="first")
         second = render_job(s, "sh020", key="second", depends_on=first.id)
     assert dispatch_now() == 1, "the second waits for the first"
@@ -184,15 +184,15 @@ def test_a_finished_task_sends_the_job_waiting_on_it(studio, start_worker, monke
 
 
 def test_finishing_a_cancelled_job_publishes_nothing(studio):
-    from services.worker.tasks import execute
+    from backlot.services.worker.tasks import execute
 
-    with pipeline.session() as s:
+    with backlot.session() as s:
         job = render_job(s, "sh010", key="cancelled-before-finish")
         jobs.cancel_job(s, job.id)
     with pytest.raises(BacklotError, match="cancelled"):  # at a heartbeat, or at the finish
         execute(JobKind.render_shot, "film", dict(job.params), job.id, None)
-    with pipeline.session() as s:
+    with backlot.session() as s:
         jobs.fail_attempt(s, job.id, "ConflictError: cancelled", "", final=True)
         record = jobs.get_job(s, job.id)
         assert record.state == "cancelled" and "cancelled" in record.error
-        assert pipeline.list_assets(s, "film", "shot_render") == []
+        assert backlot.list_assets(s, "film", "shot_render") == []

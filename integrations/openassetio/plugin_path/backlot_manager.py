@@ -4,6 +4,6 @@ OpenAssetIO loads this file by path; it hands over to the installed package so t
 plugin's classes are the same ones a host imports (one copy, whichever way it was found).
 """
 
-from integrations.openassetio import BacklotManagerPlugin
+from backlot.integrations.openassetio import BacklotManagerPlugin
 
 openassetioPlugin = BacklotManagerPlugin

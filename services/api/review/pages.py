@@ -17,19 +17,19 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select, text
 
-import pipeline
-from pipeline.access import AuthenticationError, authenticate
-from pipeline.db.access import Role
-from pipeline.db.models import Asset, AssetKind, Note, Sequence, Shot, Version
-from pipeline.errors import NotFoundError
-from pipeline.refs import ASSET_RE, CODE_RE
-from pipeline.tracker.versions import load_version_records
-from services.api import queries
-from services.api.auth import COOKIE, AnyToken, DbSession, Viewer, public
-from services.api.convert import edge_visible, media_url
-from services.api.review import render
-from services.api.review.graph import Edge, Node, render_svg
-from services.api.routes.media import media_type
+import backlot
+from backlot.access import AuthenticationError, authenticate
+from backlot.db.access import Role
+from backlot.db.models import Asset, AssetKind, Note, Sequence, Shot, Version
+from backlot.errors import NotFoundError
+from backlot.refs import ASSET_RE, CODE_RE
+from backlot.tracker.versions import load_version_records
+from backlot.services.api import queries
+from backlot.services.api.auth import COOKIE, AnyToken, DbSession, Viewer, public
+from backlot.services.api.convert import edge_visible, media_url
+from backlot.services.api.review import render
+from backlot.services.api.review.graph import Edge, Node, render_svg
+from backlot.services.api.routes.media import media_type
 
 router = APIRouter(tags=["review"], include_in_schema=True)
 SHEET_PAGE = 200
@@ -79,7 +79,7 @@ def static(name: Annotated[str, Path(pattern=r"^[a-z]+\.(css|js)$")]) -> Respons
     """The page's stylesheet and script, from the package (never a path on disk built from the URL)."""
     if name not in STATIC:
         raise NotFoundError(f"no static file {name!r}")
-    body = resources.files("services.api.review").joinpath("static", name).read_bytes()
+    body = resources.files("backlot.services.api.review").joinpath("static", name).read_bytes()
     return Response(body, media_type=STATIC[name], headers={"Cache-Control": "no-cache"})
 
 
@@ -129,7 +129,7 @@ def shot_view(scope: Viewer, shot: Code,
               asset: Annotated[str | None, Query(pattern=ASSET_RE.pattern, max_length=200)] = None,
               v: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Version number")] = None) -> HTMLResponse:
     """A shot: its preview (MP4) beside the previous version, its versions, its lineage, approve/reject."""
-    record = pipeline.get_shot(scope.session, scope.project, shot)
+    record = backlot.get_shot(scope.session, scope.project, shot)
     assets = list(scope.session.scalars(
         select(Asset).where(Asset.shot_id == record.id).order_by(
             (Asset.kind == AssetKind.shot_render).desc(), Asset.name.like("%/main").desc(), Asset.name)))
@@ -169,7 +169,7 @@ def _version_views(scope, shot: str, asset: str, stale: dict[int, queries.StaleI
             id=r.id, number=r.number, status=r.status, created_by=r.created_by, created_at=r.created_at,
             thumbnail=_pick_thumbnail(scope.project, files), preview=_pick_preview(scope.project, files),
             stale_reason=stale[r.id].reason if r.id in stale else None,
-            notes=[pipeline.NoteRecord(n.id, r.ref, n.author, n.body,
+            notes=[backlot.NoteRecord(n.id, r.ref, n.author, n.body,
                                        n.status_change.value if n.status_change else None, n.created_at)
                    for n in notes.get(r.id, [])],
             href=f"/review/{scope.project}/shots/{shot}?{urlencode({'asset': asset, 'v': r.number})}"))
@@ -188,7 +188,7 @@ def _pick_preview(project: str, files: list[tuple[str, str]]) -> str | None:
 
 
 def _lineage(scope, version_id: int, stale: dict[int, queries.StaleInfo]) -> str:
-    edges = [e for e in pipeline.get_inputs(scope.session, version_id, transitive=True)
+    edges = [e for e in backlot.get_inputs(scope.session, version_id, transitive=True)
              if edge_visible(e, scope.project)]
     if not edges:
         return ""

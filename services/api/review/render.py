@@ -7,8 +7,8 @@ from datetime import datetime
 from html import escape
 from urllib.parse import urlencode
 
-from pipeline.tracker.records import NoteRecord
-from services.api.schemas import ContactSheetItem
+from backlot.tracker.records import NoteRecord
+from backlot.services.api.schemas import ContactSheetItem
 
 CSP = ("default-src 'none'; img-src 'self' data:; media-src 'self'; script-src 'self'; style-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")

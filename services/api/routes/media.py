@@ -18,11 +18,11 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
 
-from pipeline.db.models import Version, VersionFile
-from pipeline.errors import NotFoundError
-from pipeline.storage import Store
-from services.api.auth import Viewer
-from services.api.errors import ERROR_RESPONSES
+from backlot.db.models import Version, VersionFile
+from backlot.errors import NotFoundError
+from backlot.storage import Store
+from backlot.services.api.auth import Viewer
+from backlot.services.api.errors import ERROR_RESPONSES
 
 router = APIRouter(prefix="/api/projects/{project}", responses=ERROR_RESPONSES, tags=["media"])
 

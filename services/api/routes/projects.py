@@ -7,17 +7,17 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from sqlalchemy import func, select
 
-import pipeline
-from pipeline.access.webhooks import describe_events
-from pipeline.db.models import Asset, AssetKind, Event, EventKind, Sequence, Shot
-from pipeline.errors import NotFoundError
-from pipeline.refs import check_asset_name
-from services.api import queries
-from services.api.auth import Admin, AnyToken, DbSession, Viewer
-from services.api.convert import stale_out
-from services.api.errors import ERROR_RESPONSES
-from services.api.paging import CodeFilter, CodePath, Limit, Offset, page_of
-from services.api.schemas import (
+import backlot
+from backlot.access.webhooks import describe_events
+from backlot.db.models import Asset, AssetKind, Event, EventKind, Sequence, Shot
+from backlot.errors import NotFoundError
+from backlot.refs import check_asset_name
+from backlot.services.api import queries
+from backlot.services.api.auth import Admin, AnyToken, DbSession, Viewer
+from backlot.services.api.convert import stale_out
+from backlot.services.api.errors import ERROR_RESPONSES
+from backlot.services.api.paging import CodeFilter, CodePath, Limit, Offset, page_of
+from backlot.services.api.schemas import (
     AssetOut,
     ContactSheetItem,
     EventOut,
@@ -45,19 +45,19 @@ def token_info(principal: AnyToken) -> TokenInfo:
 @router.get("/api/projects", response_model=Page[ProjectOut], tags=["projects"])
 def list_projects(principal: AnyToken, session: DbSession, limit: Limit = 100, offset: Offset = 0) -> Page[ProjectOut]:
     """The projects this token can see (its own)."""
-    items = [ProjectOut(**pipeline.get_project(session, principal.project).to_dict())]
+    items = [ProjectOut(**backlot.get_project(session, principal.project).to_dict())]
     return page_of(items, limit, offset)
 
 
 @router.get(P, response_model=ProjectOut, tags=["projects"])
 def get_project(scope: Viewer) -> ProjectOut:
-    return ProjectOut(**pipeline.get_project(scope.session, scope.project).to_dict())
+    return ProjectOut(**backlot.get_project(scope.session, scope.project).to_dict())
 
 
 @router.patch(P, response_model=ProjectOut, tags=["projects"])
 def patch_project(scope: Admin, body: ProjectPatch) -> ProjectOut:
     """Change the stale policy (what supersedes an input: a newer approved version, or any newer one)."""
-    record = pipeline.set_stale_policy(scope.session, scope.project, body.stale_policy, actor=scope.actor)
+    record = backlot.set_stale_policy(scope.session, scope.project, body.stale_policy, actor=scope.actor)
     return ProjectOut(**record.to_dict())
 
 
@@ -105,7 +105,7 @@ def list_shots(scope: Viewer, sequence: CodeFilter = None, limit: Limit = 100, o
 @router.get(P + "/shots/{shot}", response_model=ShotDetail, tags=["shots"])
 def get_shot(scope: Viewer, shot: CodePath) -> ShotDetail:
     """A shot and the assets made for it (its renders, storyboards)."""
-    record = pipeline.get_shot(scope.session, scope.project, shot)
+    record = backlot.get_shot(scope.session, scope.project, shot)
     rows = scope.session.scalars(select(Asset).where(Asset.shot_id == record.id).order_by(Asset.name))
     return ShotDetail(**shot_out_record(record).model_dump(), assets=[asset_out(a, shot) for a in rows])
 
@@ -144,7 +144,7 @@ def list_assets(scope: Viewer, kind: AssetKind | None = None, shot: CodeFilter =
 @router.get(P + "/assets/{asset:path}", response_model=AssetOut, tags=["assets"])
 def get_asset(scope: Viewer, asset: str) -> AssetOut:
     check_asset_name(asset)
-    return AssetOut(**pipeline.get_asset(scope.session, scope.project, asset).to_dict())
+    return AssetOut(**backlot.get_asset(scope.session, scope.project, asset).to_dict())
 
 
 def asset_out(a: Asset, shot: str | None) -> AssetOut:
@@ -160,7 +160,7 @@ def list_stale(scope: Viewer, kind: AssetKind | None = None,
                prefix: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_/-]+$", max_length=200)] = None,
                limit: Limit = 100, offset: Offset = 0) -> Page[StaleOut]:
     """Current versions that are stale, each with its nearest reason (superseded input, by what, path)."""
-    stale = pipeline.find_stale_versions(scope.session, scope.project)
+    stale = backlot.find_stale_versions(scope.session, scope.project)
     items = [stale_out(v, scope.project) for v in stale
              if (kind is None or v.kind == kind.value) and (prefix is None or v.asset.startswith(prefix))]
     return page_of(items, limit, offset)

@@ -11,18 +11,18 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from sqlalchemy import func, select
 
-import pipeline
-from pipeline.access import PermissionDeniedError
-from pipeline.db.access import Role
-from pipeline.db.models import Asset, AssetKind, Shot, Version, VersionStatus
-from pipeline.errors import InvalidInputError, NotFoundError
-from pipeline.refs import CODE_RE, check_asset_name, parse_version_ref
-from pipeline.tracker.versions import load_version_records
-from services.api.auth import Artist, Scope, Supervisor, Viewer
-from services.api.convert import edge_visible, version_out
-from services.api.errors import ERROR_RESPONSES
-from services.api.paging import AssetFilter, CodeFilter, Limit, Offset, VersionId, page_of
-from services.api.schemas import LineageEdgeOut, NoteIn, NoteOut, Page, RejectIn, ReviewIn, VersionOut
+import backlot
+from backlot.access import PermissionDeniedError
+from backlot.db.access import Role
+from backlot.db.models import Asset, AssetKind, Shot, Version, VersionStatus
+from backlot.errors import InvalidInputError, NotFoundError
+from backlot.refs import CODE_RE, check_asset_name, parse_version_ref
+from backlot.tracker.versions import load_version_records
+from backlot.services.api.auth import Artist, Scope, Supervisor, Viewer
+from backlot.services.api.convert import edge_visible, version_out
+from backlot.services.api.errors import ERROR_RESPONSES
+from backlot.services.api.paging import AssetFilter, CodeFilter, Limit, Offset, VersionId, page_of
+from backlot.services.api.schemas import LineageEdgeOut, NoteIn, NoteOut, Page, RejectIn, ReviewIn, VersionOut
 
 router = APIRouter(prefix="/api/projects/{project}", responses=ERROR_RESPONSES, tags=["versions"])
 
@@ -59,14 +59,14 @@ def list_versions(scope: Viewer, asset: AssetFilter = None, kind: AssetKind | No
 
 @router.get("/versions/{version_id}", response_model=VersionOut)
 def get_version(scope: Viewer, version_id: VersionId) -> VersionOut:
-    return version_out(pipeline.get_version(scope.session, find_version(scope, version_id).id))
+    return version_out(backlot.get_version(scope.session, find_version(scope, version_id).id))
 
 
 @router.get("/refs/{ref:path}", response_model=VersionOut)
 def resolve_ref(scope: Viewer, ref: Annotated[str, Path(description="ASSET@N, ASSET@latest or ASSET@approved")]) -> VersionOut:
     """Resolve a reference inside the project, e.g. `characters/mara@approved`."""
     parsed = parse_version_ref(f"{scope.project}/{ref}")
-    return version_out(pipeline.get_version(scope.session, parsed))
+    return version_out(backlot.get_version(scope.session, parsed))
 
 
 # -- publish -------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def publish(
             with open(path, "wb") as out:
                 shutil.copyfileobj(upload.file, out, 1 << 20)
             paths.append(path)
-        record = pipeline.publish_version(
+        record = backlot.publish_version(
             scope.session, scope.project, asset, paths, names=names, kind=kind, inputs=input_specs,
             recipe=recipe_body, metadata=meta, status=status, shot=shot,
             store=scope.store, actor=scope.actor)
@@ -144,7 +144,7 @@ Transitive = Annotated[bool, Query(description="Follow the whole chain, not just
 def list_inputs(scope: Viewer, version_id: VersionId, transitive: Transitive = False, limit: Limit = 100,
                 offset: Offset = 0) -> Page[LineageEdgeOut]:
     """What the version was made from (upstream edges with their depth)."""
-    edges = pipeline.get_inputs(scope.session, find_version(scope, version_id).id, transitive=transitive)
+    edges = backlot.get_inputs(scope.session, find_version(scope, version_id).id, transitive=transitive)
     items = [LineageEdgeOut(**e.to_dict()) for e in edges if edge_visible(e, scope.project)]
     return page_of(items, limit, offset)
 
@@ -153,7 +153,7 @@ def list_inputs(scope: Viewer, version_id: VersionId, transitive: Transitive = F
 def list_outputs(scope: Viewer, version_id: VersionId, transitive: Transitive = False, limit: Limit = 100,
                  offset: Offset = 0) -> Page[LineageEdgeOut]:
     """What was made from the version (downstream edges)."""
-    edges = pipeline.get_outputs(scope.session, find_version(scope, version_id).id, transitive=transitive)
+    edges = backlot.get_outputs(scope.session, find_version(scope, version_id).id, transitive=transitive)
     items = [LineageEdgeOut(**e.to_dict()) for e in edges if edge_visible(e, scope.project)]
     return page_of(items, limit, offset)
 
@@ -163,13 +163,13 @@ def list_outputs(scope: Viewer, version_id: VersionId, transitive: Transitive = 
 
 @router.get("/versions/{version_id}/notes", response_model=Page[NoteOut], tags=["review"])
 def list_notes(scope: Viewer, version_id: VersionId, limit: Limit = 100, offset: Offset = 0) -> Page[NoteOut]:
-    notes = pipeline.list_notes(scope.session, find_version(scope, version_id).id)
+    notes = backlot.list_notes(scope.session, find_version(scope, version_id).id)
     return page_of([NoteOut(**n.to_dict()) for n in notes], limit, offset)
 
 
 @router.post("/versions/{version_id}/notes", response_model=NoteOut, status_code=201, tags=["review"])
 def add_note(scope: Artist, version_id: VersionId, body: NoteIn) -> NoteOut:
-    note = pipeline.add_note(scope.session, find_version(scope, version_id).id, body.body, actor=scope.actor)
+    note = backlot.add_note(scope.session, find_version(scope, version_id).id, body.body, actor=scope.actor)
     return NoteOut(**note.to_dict())
 
 
@@ -178,11 +178,11 @@ def approve(scope: Supervisor, version_id: VersionId, body: ReviewIn | None = No
     """Approve the version, with an optional note."""
     version = find_version(scope, version_id)
     note = body.note if body is not None else None
-    return version_out(pipeline.set_status(scope.session, version.id, "approved", note=note, actor=scope.actor))
+    return version_out(backlot.set_status(scope.session, version.id, "approved", note=note, actor=scope.actor))
 
 
 @router.post("/versions/{version_id}/reject", response_model=VersionOut, tags=["review"])
 def reject(scope: Supervisor, version_id: VersionId, body: RejectIn) -> VersionOut:
     """Reject the version; the note saying what is wrong is required."""
     version = find_version(scope, version_id)
-    return version_out(pipeline.set_status(scope.session, version.id, "rejected", note=body.note, actor=scope.actor))
+    return version_out(backlot.set_status(scope.session, version.id, "rejected", note=body.note, actor=scope.actor))

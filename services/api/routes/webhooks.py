@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from pipeline.access import webhooks
-from pipeline.db.access import DeliveryState
-from services.api.auth import Admin
-from services.api.errors import ERROR_RESPONSES
-from services.api.paging import Limit, Offset, page_of
-from services.api.schemas import DeliveryOut, Page, SubscriberCreated, SubscriberOut, WebhookIn
+from backlot.access import webhooks
+from backlot.db.access import DeliveryState
+from backlot.services.api.auth import Admin
+from backlot.services.api.errors import ERROR_RESPONSES
+from backlot.services.api.paging import Limit, Offset, page_of
+from backlot.services.api.schemas import DeliveryOut, Page, SubscriberCreated, SubscriberOut, WebhookIn
 
 router = APIRouter(prefix="/api/projects/{project}/webhooks", responses=ERROR_RESPONSES, tags=["webhooks"])
 SubscriberId = Annotated[int, Path(ge=1, le=2**31 - 1)]
