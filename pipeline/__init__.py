@@ -20,6 +20,7 @@ from backlot.lineage import (
     StaleReason,
     StaleVersion,
     find_stale_versions,
+    get_history,
     get_inputs,
     get_outputs,
     plan_regeneration,
@@ -32,5 +33,5 @@ from backlot.tracker import __all__ as _tracker_all
 __all__ = [
     "AssetRef", "BacklotError", "ConflictError", "DatabaseError", "InvalidInputError", "LineageEdge",
     "NotFoundError", "StaleReason", "StaleVersion", "Store", "VersionRef", "find_stale_versions", "get_engine",
-    "get_inputs", "get_outputs", "parse_asset_ref", "PlanItem", "plan_regeneration", "parse_version_ref", "session", *_tracker_all,
+    "get_history", "get_inputs", "get_outputs", "parse_asset_ref", "PlanItem", "plan_regeneration", "parse_version_ref", "session", *_tracker_all,
 ]

@@ -10,21 +10,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Sequence
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from backlot.db.jobs import ACTIVE_STATES, Job, JobKind, JobState
-from backlot.db.models import EventKind
+from backlot.db.jobs import ACTIVE_STATES, Job, JobDependency, JobKind, JobState
+from backlot.db.models import EventKind, Version, VersionStatus
 from backlot.errors import ConflictError, InvalidInputError, NotFoundError
 from backlot.tracker.choices import parse_choice
 from backlot.tracker.events import record_event
 from backlot.tracker.projects import _actor, find_project
 from backlot.tracker.records import _Record
 
-QUEUES = {JobKind.train_adapter: "gpu", JobKind.render_shot: "gpu", JobKind.rerender: "gpu"}
+QUEUES = {JobKind.train_adapter: "gpu", JobKind.render_shot: "gpu", JobKind.rerender: "gpu",
+          JobKind.retrain_adapter: "gpu"}
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,17 @@ class JobRecord(_Record):
     worker: str | None
     created_at: datetime
     updated_at: datetime
+    waiting_for: str | None = None  # for a queued job that cannot run yet: what it waits for, in words
 
 
-def _record(job: Job, project: str) -> JobRecord:
-    return JobRecord(job.id, project, job.kind.value, job.state.value, job.queue, job.params, job.idempotency_key,
+def _record(job: Job, project: str, waiting_for: str | None = None) -> JobRecord:
+    state = job.state.value
+    if waiting_for and waiting_for.startswith("approval"):
+        state = "waiting_approval"  # queued, held by a review gate
+    return JobRecord(job.id, project, job.kind.value, state, job.queue, job.params, job.idempotency_key,
                      job.attempts, job.max_attempts, job.progress, job.progress_note, job.depends_on_id, job.batch,
-                     job.result_version_id, job.error, job.traceback, job.worker, job.created_at, job.updated_at)
+                     job.result_version_id, job.error, job.traceback, job.worker, job.created_at, job.updated_at,
+                     waiting_for)
 
 
 def _now() -> datetime:
@@ -62,8 +68,12 @@ def _now() -> datetime:
 
 def request_job(session: Session, project: str, kind: str | JobKind, params: dict[str, Any], *,
                 idempotency_key: str, depends_on: int | None = None, batch: str | None = None,
-                max_attempts: int = 3, actor: str | None = None) -> JobRecord:
-    """A new queued job, or the existing one with the same idempotency key (same kind and params)."""
+                waits_for: Sequence[tuple[int, bool]] = (), max_attempts: int = 3,
+                actor: str | None = None) -> JobRecord:
+    """A new queued job, or the existing one with the same idempotency key (same kind and params).
+
+    It runs once `depends_on` (the job before it in a chain) and every job of `waits_for` are
+    done; a `(job_id, True)` entry also waits for that job's result to be approved."""
     job_kind = parse_choice(JobKind, kind, "job kind")
     if not idempotency_key:
         raise InvalidInputError("a job needs an idempotency key")
@@ -76,7 +86,45 @@ def request_job(session: Session, project: str, kind: str | JobKind, params: dic
     if job.kind != job_kind or job.params != params:
         raise ConflictError(f"idempotency key {idempotency_key!r} is already used by job {job.id} "
                             "with other parameters")
+    if waits_for:
+        session.execute(pg_insert(JobDependency).values(
+            [{"job_id": job.id, "depends_on_id": other, "approval": approval} for other, approval in waits_for]
+        ).on_conflict_do_nothing())
     return _record(job, project)
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """One job of a batch written at once (`request_jobs`); `id` from `reserve_job_ids`, so that
+    jobs of the batch can wait for each other."""
+
+    id: int
+    kind: JobKind
+    params: dict[str, Any]
+    idempotency_key: str
+    depends_on: int | None = None
+    waits_for: Sequence[tuple[int, bool]] = ()
+
+
+def reserve_job_ids(session: Session, count: int) -> list[int]:
+    return list(session.scalars(text("SELECT nextval('jobs_id_seq') FROM generate_series(1, :n)"), {"n": count}))
+
+
+def request_jobs(session: Session, project: str, new: Sequence[NewJob], *, batch: str | None = None,
+                 max_attempts: int = 3, actor: str | None = None) -> list[JobRecord]:
+    """Many new queued jobs in two multi-row statements (a regeneration writes thousands);
+    their idempotency keys must be new. Otherwise as `request_job`."""
+    if not new:
+        return []
+    proj, who = find_project(session, project), _actor(actor)
+    rows = [{"id": j.id, "project_id": proj.id, "kind": j.kind, "queue": QUEUES[j.kind], "params": j.params,
+             "idempotency_key": j.idempotency_key, "depends_on_id": j.depends_on, "batch": batch,
+             "max_attempts": max_attempts, "created_by": who} for j in new]
+    created = {job.id: job for job in session.scalars(pg_insert(Job).returning(Job), rows)}
+    waits = [{"job_id": j.id, "depends_on_id": other, "approval": approval} for j in new for other, approval in j.waits_for]
+    if waits:
+        session.execute(pg_insert(JobDependency), waits)
+    return [_record(created[j.id], project) for j in new]
 
 
 def get_job(session: Session, job_id: int) -> JobRecord:
@@ -103,7 +151,36 @@ def list_jobs(session: Session, project: str | None = None, *, active_only: bool
         stmt = stmt.where(Job.state.in_(ACTIVE_STATES))
     if batch:
         stmt = stmt.where(Job.batch == batch)
-    return [_record(job, code) for job, code in session.execute(stmt)]
+    rows = session.execute(stmt).all()
+    waits = describe_waits(session, [job.id for job, _ in rows if job.state == JobState.queued])
+    return [_record(job, code, waits.get(job.id)) for job, code in rows]
+
+
+# What holds each queued job: the first unmet dependency (the chain's predecessor or a listed one).
+_WAITS_SQL = text("""
+SELECT DISTINCT ON (d.job_id) d.job_id, d.depends_on_id, p.state::text AS state, d.approval,
+       pr.code || '/' || a.name || '@' || v.number AS result_ref
+FROM (SELECT job_id, depends_on_id, approval FROM job_dependencies WHERE job_id = ANY(:ids)
+      UNION ALL SELECT id, depends_on_id, false FROM jobs WHERE id = ANY(:ids) AND depends_on_id IS NOT NULL) d
+JOIN jobs p ON p.id = d.depends_on_id
+LEFT JOIN versions v ON v.id = p.result_version_id LEFT JOIN assets a ON a.id = v.asset_id
+LEFT JOIN projects pr ON pr.id = v.project_id
+WHERE p.state <> 'done' OR (d.approval AND v.status IS DISTINCT FROM 'approved')
+ORDER BY d.job_id, p.state = 'done', d.depends_on_id
+""")
+
+
+def describe_waits(session: Session, job_ids: Sequence[int]) -> dict[int, str]:
+    """For queued jobs: what each still waits for, in words ("job 41", "approval of REF (job 41)")."""
+    if not job_ids:
+        return {}
+    waits = {}
+    for r in session.execute(_WAITS_SQL, {"ids": list(job_ids)}):
+        if r.state == "done":
+            waits[r.job_id] = f"approval of {r.result_ref} (job {r.depends_on_id})"
+        else:
+            waits[r.job_id] = f"job {r.depends_on_id} ({r.state})"
+    return waits
 
 
 def cancel_job(session: Session, job_id: int) -> JobRecord:
@@ -137,6 +214,9 @@ def claim_job(session: Session, job_id: int, worker: str, *, stale_after: float)
             return None
         if parent.state != JobState.done:
             return None
+    if session.scalar(select(_unmet_dependency(job.id))):
+        job.state, job.updated_at = JobState.queued, _now()  # sent too early: the dispatcher sends it again
+        return None
     if job.attempts >= job.max_attempts:
         job.state, job.error, job.updated_at = JobState.failed, job.error or "out of attempts", _now()
         return None
@@ -196,15 +276,58 @@ def requeue(session: Session, job_ids: list[int]) -> None:
                     .values(state=JobState.queued, updated_at=_now()))
 
 
+def _unmet_dependency(job_id):
+    """EXISTS: a job this one waits for (job_dependencies) is not done, or its result is not
+    approved where the dependency is a review gate."""
+    dep = JobDependency.__table__.alias("dep")
+    other = Job.__table__.alias("other")
+    status = select(Version.status).where(Version.id == other.c.result_version_id).scalar_subquery()
+    approved = func.coalesce(status == VersionStatus.approved, False)
+    return exists().where(dep.c.job_id == job_id, other.c.id == dep.c.depends_on_id,
+                          or_(other.c.state != JobState.done, dep.c.approval & ~approved))
+
+
+_CANCEL_BLOCKED_SQL = text("""
+WITH RECURSIVE doomed(id, why) AS (
+    SELECT d.job_id, CASE WHEN p.state IN ('failed', 'cancelled') THEN 'job ' || p.id || ' it waits for is ' || p.state
+                          ELSE 'the result of job ' || p.id || ' it waits for was rejected' END
+    FROM job_dependencies d JOIN jobs p ON p.id = d.depends_on_id JOIN jobs j ON j.id = d.job_id
+    LEFT JOIN versions v ON v.id = p.result_version_id
+    WHERE j.state = 'queued' AND j.project_id = ANY(:projects)
+      AND (p.state IN ('failed', 'cancelled') OR (d.approval AND p.state = 'done' AND v.status = 'rejected'))
+  UNION
+    SELECT j.id, 'job ' || x.id || ' it waits for was cancelled' FROM doomed x
+    JOIN (SELECT job_id AS id, depends_on_id FROM job_dependencies
+          UNION ALL SELECT id, depends_on_id FROM jobs WHERE depends_on_id IS NOT NULL) e ON e.depends_on_id = x.id
+    JOIN jobs j ON j.id = e.id WHERE j.state = 'queued'
+)
+UPDATE jobs SET state = 'cancelled', error = w.why, finished_at = now(), updated_at = now()
+FROM (SELECT DISTINCT ON (id) id, why FROM doomed ORDER BY id) w
+WHERE jobs.id = w.id AND jobs.state = 'queued'
+RETURNING jobs.id
+""")
+
+
+def cancel_blocked(session: Session) -> list[int]:
+    """Cancel queued jobs that can never run: what they wait for failed or was cancelled, or the
+    result they wait to see approved was rejected (and so on, down their dependents)."""
+    projects = list(session.scalars(select(Job.project_id).where(Job.state == JobState.queued).distinct()))
+    if not projects:
+        return []
+    return list(session.scalars(_CANCEL_BLOCKED_SQL, {"projects": projects}))
+
+
 def jobs_to_send(session: Session, *, stale_after: float, redispatch_after: float, limit: int = 100) -> list[Job]:
-    """Jobs the broker should be given now, marked dispatched: queued ones whose dependency is
-    done; dispatched ones no worker started in time (a lost message); running ones whose worker
-    stopped beating (a killed worker)."""
+    """Jobs the broker should be given now, marked dispatched: queued ones whose dependencies are
+    done (and approved where a review gate says so); dispatched ones no worker started in time
+    (a lost message); running ones whose worker stopped beating (a killed worker). Queued jobs
+    that can never run are cancelled first, with the reason."""
     now = _now()
+    cancel_blocked(session)
     parent = Job.__table__.alias("parent")
     dependency_done = or_(Job.depends_on_id.is_(None),
                           select(parent.c.state).where(parent.c.id == Job.depends_on_id).scalar_subquery()
-                          == JobState.done.value)
+                          == JobState.done.value) & ~_unmet_dependency(Job.id)
     stmt = (select(Job).where(or_(
         (Job.state == JobState.queued) & dependency_done,
         (Job.state == JobState.dispatched) & dependency_done

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -59,10 +60,15 @@ def test_no_code_imports_a_folder_name():
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    # No build isolation: the test venv has setuptools, so the build needs no network.
+    out, src = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("src")
+    # Built from a copy of what a clone has (setuptools writes build/ next to the sources), and
+    # without build isolation: the test venv has setuptools, so the build needs no network.
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    for folder in FOLDERS:
+        shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(ROOT)], check=True, cwd=out)
+                    str(src)], check=True, cwd=out)
     (built,) = out.glob("backlot-*.whl")
     return built
 

@@ -27,6 +27,7 @@ from backlot.errors import InvalidInputError
 from backlot.generation.media import review_copy
 from backlot.generation.models import version_folder
 from backlot.lineage import get_inputs
+from backlot.lineage.graph import ALL_ROLES
 from backlot.tracker import VersionRecord, get_shot, get_version, set_status
 from backlot.tracker.versions import load_version_records
 from backlot.tracker.projects import find_project
@@ -112,7 +113,7 @@ def push_version(session: Session, kitsu: Kitsu, link: LinkRecord, item: PushIte
 def review_comment(session: Session, version: VersionRecord) -> str:
     """The comment posted with a preview: the reference first (how Backlot finds it again)."""
     lines = [f"{MARKER} {version.ref}", f"made {version.created_at:%Y-%m-%d %H:%M} by {version.created_by}"]
-    for edge in get_inputs(session, version.id):
+    for edge in get_inputs(session, version.id, roles=ALL_ROLES):  # regenerated_from too: "a remake of @1"
         lines.append(f"- {edge.role}: {edge.input}")
     return "\n".join(lines)
 

@@ -385,7 +385,8 @@ class Backend:
     # -- publishing ------------------------------------------------------------------------
 
     def register(self, refs: Sequence[str], specs: Sequence[PublishSpec | ElementError]) -> list[str | ElementError]:
-        """Publish one new version per item, each all-or-nothing; the stable reference of each.
+        """Publish one new version per item, each all-or-nothing; the stable reference of each
+        (an item identical to its asset's latest version gets that version's reference).
 
         The batch is checked first (targets and inputs in one query), then every item is
         published through `backlot.publish_version` in its own savepoint of one transaction.

@@ -95,3 +95,19 @@ def translate_db_error(exc: DBAPIError) -> Exception:
 def ping(engine: Engine) -> None:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+
+
+def listen_connector(url: str):
+    """A function that opens an autocommit psycopg connection to `url` (for LISTEN), or None
+    when the URL is not PostgreSQL through psycopg."""
+    from sqlalchemy.dialects import registry
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or parsed.get_driver_name() != "psycopg":
+        return None
+    import psycopg
+
+    dialect = registry.load(f"{parsed.get_backend_name()}.{parsed.get_driver_name()}")()
+    cargs, cparams = dialect.create_connect_args(parsed)
+    return lambda: psycopg.connect(*cargs, **cparams, autocommit=True, connect_timeout=10)

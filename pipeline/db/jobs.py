@@ -21,6 +21,7 @@ class JobKind(str, enum.Enum):
     train_adapter = "train_adapter"
     render_shot = "render_shot"
     rerender = "rerender"
+    retrain_adapter = "retrain_adapter"  # replay an adapter's training recipe on current inputs
 
 
 class JobState(str, enum.Enum):
@@ -68,3 +69,14 @@ class Job(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class JobDependency(Base):
+    """A job waits for another to be done; with `approval`, also for its result to be approved."""
+
+    __tablename__ = "job_dependencies"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    depends_on_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True,
+                                               index=True)
+    approval: Mapped[bool] = mapped_column(server_default=text("false"))

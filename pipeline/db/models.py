@@ -106,6 +106,7 @@ class Project(Base):
         CheckConstraint(f"code ~ '{CODE_PATTERN}'", name="code_format"),
         CheckConstraint("fps_num > 0 AND fps_den > 0", name="fps_positive"),
         CheckConstraint("width > 0 AND height > 0", name="resolution_positive"),
+        CheckConstraint("adapter_approval IN ('review', 'auto')", name="adapter_approval_valid"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -119,6 +120,8 @@ class Project(Base):
     stale_policy: Mapped[StalePolicy] = mapped_column(
         _pg_enum(StalePolicy, "stale_policy"), server_default=StalePolicy.approved.value
     )
+    # How a regeneration's retrained adapters are approved: "review" (its shots wait) or "auto".
+    adapter_approval: Mapped[str] = mapped_column(String(16), server_default="review")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

@@ -15,7 +15,7 @@ _EXPORTS = {
     "TrainSettings": "training", "train_adapter": "training", "run_training": "training",
     "AdapterUse": "rendering", "RenderSettings": "rendering", "RenderPlan": "rendering", "plan_render": "rendering",
     "render_shot": "rendering", "render_frames": "rendering", "publish_render": "rendering",
-    "verify_version": "reproduce", "rerender_version": "reproduce", "VerifyResult": "reproduce",
+    "verify_version": "reproduce", "rerender_version": "reproduce", "retrain_adapter": "reproduce", "VerifyResult": "reproduce",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from typing import Mapping
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -75,26 +76,60 @@ def compare_files(version: VersionRecord, stored: Path, rendered: Path) -> Verif
 
 
 def rerender_version(session: Session, ref: str | int, *, continuity: str | int | None = None,
-                     store: Store | None = None, progress=None, idempotency_key: str | None = None,
-                     actor: str | None = None) -> VersionRecord:
+                     inputs: Mapping[int, int] | None = None, store: Store | None = None, progress=None,
+                     idempotency_key: str | None = None, actor: str | None = None) -> VersionRecord:
     """A new version of the same shot from the same recipe (same seeds and settings), with
-    upstream swapped to current versions: each adapter and the base model to the approved
-    version of its asset (or the same one when none is approved), continuity to the previous
-    shot's current version, frames to the shot's current cut. Records `regenerated_from`."""
+    upstream swapped: by `inputs` (old input version id -> new version id, as a regeneration
+    plan says), else each adapter and the base model to the approved version of its asset (or
+    the same one when none is approved); continuity to `continuity` or the previous shot's
+    current version; frames to the shot's current cut. Records `regenerated_from`."""
     version = get_version(session, ref)
     old = plan_from_recipe(session, version)
     shot = _shot_of(version)
     project = parse_version_ref(version.ref).project
+    swap = _swapper(session, inputs)
     plan = dataclasses.replace(
         old,
-        base_model=_current(session, old.base_model),
-        adapters=[(_current(session, a), w) for a, w in old.adapters],
+        base_model=swap(old.base_model),
+        adapters=[(swap(a), w) for a, w in old.adapters],
         continuity=_neighbour(session, project, shot, version, continuity) if old.continuity else None,
         **_frames_now(session, project, shot),
     )
     return publish_render(session, project, shot, plan, output=version.metadata.get("output", "main"),
                           extra_inputs=[("regenerated_from", version.id)], store=store, progress=progress,
                           idempotency_key=idempotency_key, actor=actor)
+
+
+def retrain_adapter(session: Session, ref: str | int, *, inputs: Mapping[int, int] | None = None,
+                    store: Store | None = None, progress=None, idempotency_key: str | None = None,
+                    actor: str | None = None) -> VersionRecord:
+    """A new version of an adapter from its training recipe (same settings, seed and captions),
+    on its training data and base model swapped by `inputs` (old id -> new id), else to the
+    approved version of each one's asset. Records `regenerated_from`."""
+    from backlot.generation.training import TrainSettings, train_adapter
+
+    version = get_version(session, ref)
+    recipe = version.recipe or {}
+    if version.kind != "adapter" or recipe.get("kind") != "lora_training":
+        raise InvalidInputError(f"{version.ref} has no Backlot training recipe to replay: "
+                                "train a new version with `backlot adapter train`")
+    swap = _swapper(session, inputs)
+    by_ref = {i.ref: i.version_id for i in version.inputs if i.role == "training_data"}
+    ordered = [by_ref[r] for r in recipe.get("training_data", []) if r in by_ref] or sorted(by_ref.values())
+    arts = [swap(get_version(session, i)) for i in ordered]
+    (base_id,) = [i.version_id for i in version.inputs if i.role == "base_model"]
+    settings = TrainSettings(**{k: recipe[k] for k in TrainSettings.__dataclass_fields__ if k in recipe})
+    return train_adapter(session, version.project, version.asset, [a.ref for a in arts],
+                         base_model=swap(get_version(session, base_id)).ref, captions=recipe.get("captions", []),
+                         settings=settings, store=store, progress=progress, idempotency_key=idempotency_key,
+                         actor=actor, extra_inputs=[("regenerated_from", version.id)])
+
+
+def _swapper(session: Session, inputs: Mapping[int, int] | None):
+    """old version -> the version to use instead: from `inputs` when given, else the approved one."""
+    if inputs is None:
+        return lambda v: _current(session, v)
+    return lambda v: get_version(session, inputs[v.id]) if v.id in inputs else v
 
 
 def _neighbour(session: Session, project: str, shot: str, version: VersionRecord,

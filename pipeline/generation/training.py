@@ -62,7 +62,8 @@ class TrainResult:
 def train_adapter(session: Session, project: str, name: str, concept_art: Sequence[str], *,
                   base_model: str, captions: Sequence[str] = (), settings: TrainSettings = TrainSettings(),
                   store: Store | None = None, progress: Callable[[int, float], None] | None = None,
-                  idempotency_key: str | None = None, actor: str | None = None) -> VersionRecord:
+                  idempotency_key: str | None = None, actor: str | None = None,
+                  extra_inputs: Sequence[tuple[str, int]] = ()) -> VersionRecord:
     """Train a LoRA on concept-art versions and publish it as a new `adapter` version."""
     settings.check()
     if not concept_art:
@@ -80,13 +81,14 @@ def train_adapter(session: Session, project: str, name: str, concept_art: Sequen
         result = run_training(version_folder(base, store), images, texts, settings, Path(tmp), progress)
         recipe = {
             "kind": "lora_training", "trainer": "backlot.lora.v1", **asdict(settings),
+            "training_data": [a.ref for a in arts],  # in training order (a retrain keeps it)
             "target_modules": TARGET_MODULES, "lora_alpha": settings.rank, "init": "gaussian",
             "optimizer": "AdamW", "captions": texts, "caption_truncated": result.prompt_truncated,
             "data_corrections": result.corrections, "losses": [round(x, 6) for x in result.losses],
             "eval_loss_before": round(result.eval_loss_before, 6), "eval_loss_after": round(result.eval_loss_after, 6),
             "base_model": base.content_hash, "versions": library_versions(), "device_class": pick_device().device_class,
         }
-        inputs = [("training_data", a.id) for a in arts] + [("base_model", base.id)]
+        inputs = [("training_data", a.id) for a in arts] + [("base_model", base.id)] + list(extra_inputs)
         return publish_version(session, project, name, [result.folder / LORA_WEIGHTS], kind="adapter",
                                inputs=inputs, recipe=recipe, store=store, actor=actor, idempotency_key=idempotency_key,
                                media_type="application/x-lora-safetensors",

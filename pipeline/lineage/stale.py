@@ -1,9 +1,11 @@
-"""Stale versions (DESIGN.md invariant 4, lineage part).
+"""Stale versions (invariant 4 of docs/architecture.md, lineage part; rules in docs/stale.md).
 
 A version is stale when one of its inputs has been superseded by a newer approved version
-of the same asset (or by any newer, not rejected, version under the project's `latest`
-policy), or when one of its inputs is itself stale. `regenerated_from` edges do not
-count: a regenerated version is expected to replace the one it came from.
+of the same asset with other content (or by any newer, not rejected, version under the
+project's `latest` policy), unless that newer version is made from the consumer itself, or
+when one of its inputs is itself stale. `regenerated_from` edges do not count: a
+regenerated version is expected to replace the one it came from. The database keeps these
+flags (migrations 0001 and 0007).
 
 Only current versions are reported: the latest and the approved of each asset.
 
@@ -23,6 +25,7 @@ them as well (their ids passed in), so the cost still follows the affected set.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from sqlalchemy import text
@@ -68,6 +71,14 @@ FROM cut_uncovered cu JOIN shots s ON s.id = cu.shot_id
 WHERE cu.project_id = :project_id
 """)
 
+# Per asset of the given versions: its latest version, when that is wip or in review.
+_PENDING_SQL = text("""
+SELECT a.name AS asset, v.id, p.code || '/' || a.name || '@' || v.number AS ref
+FROM assets a JOIN projects p ON p.id = a.project_id
+JOIN versions v ON v.asset_id = a.id AND v.number = a.latest_number
+WHERE a.id IN (SELECT asset_id FROM versions WHERE id = ANY(:ids)) AND v.status IN ('wip', 'review')
+""")
+
 _DESCRIBE_SQL = text("""
 SELECT v.id, p.code || '/' || a.name || '@' || v.number AS ref, a.name AS asset, a.kind::text AS kind,
        v.number, v.status::text AS status,
@@ -109,6 +120,10 @@ class StaleVersion(_Record):
     number: int
     status: str
     reason: StaleReason
+    # A newer version of the same asset that is not stale and waits for review (wip or review):
+    # the remake exists, a person has to approve it. Regeneration leaves such assets alone.
+    awaiting_review: str | None = None
+    awaiting_review_id: int | None = None
 
 
 def find_stale_versions(session: Session, project: str) -> list[StaleVersion]:
@@ -141,7 +156,15 @@ def find_stale_versions(session: Session, project: str) -> list[StaleVersion]:
             reason = StaleReason(info[root].ref, first_role, info[root].superseded_by, refs)
         v = info[version_id]
         result.append(StaleVersion(version_id, v.ref, v.asset, v.kind, v.number, v.status, reason))
-    return result
+    return _mark_awaiting_review(session, result, current)
+
+
+def _mark_awaiting_review(session: Session, stale: list[StaleVersion], stale_ids: set[int]) -> list[StaleVersion]:
+    """Mark stale versions whose asset's latest version is fresh and waits for review."""
+    pending = {r.asset: r for r in session.execute(_PENDING_SQL, {"ids": sorted(stale_ids)})
+               if r.id not in stale_ids}
+    return [dataclasses.replace(s, awaiting_review=pending[s.asset].ref, awaiting_review_id=pending[s.asset].id)
+            if s.asset in pending else s for s in stale]
 
 
 def _walk(session: Session, project_id: int, uncovered: list[int]) -> list:

@@ -16,6 +16,7 @@ from backlot.tracker.projects import (
     list_sequences,
     list_shots,
     parse_fps,
+    set_adapter_approval,
     set_stale_policy,
 )
 from backlot.tracker.records import (
@@ -44,5 +45,5 @@ __all__ = [
     "VersionRecord", "add_note", "canonical_recipe", "create_asset", "create_project", "create_sequence",
     "create_shot", "get_asset", "get_project", "get_shot", "get_version", "list_assets", "list_events",
     "list_notes", "list_projects", "list_sequences", "list_shots", "list_versions", "parse_fps",
-    "publish_version", "record_event", "resolve_version", "set_stale_policy", "set_status",
+    "publish_version", "record_event", "resolve_version", "set_adapter_approval", "set_stale_policy", "set_status",
 ]

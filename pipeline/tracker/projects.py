@@ -34,7 +34,7 @@ def parse_fps(value: str | int | float | Fraction) -> Fraction:
 
 def _project_record(p: Project) -> ProjectRecord:
     return ProjectRecord(p.id, p.code, p.name, Fraction(p.fps_num, p.fps_den), p.width, p.height,
-                         p.stale_policy.value, p.created_at)
+                         p.stale_policy.value, p.created_at, p.adapter_approval)
 
 
 def find_project(session: Session, code: str) -> Project:
@@ -77,6 +77,22 @@ def set_stale_policy(session: Session, code: str, policy: str, actor: str | None
     project.stale_policy = parse_policy(policy)
     session.flush()
     record_event(session, project.id, EventKind.project_updated, _actor(actor), stale_policy=policy)
+    session.flush()
+    return _project_record(project)
+
+
+ADAPTER_APPROVAL = ("review", "auto")
+
+
+def set_adapter_approval(session: Session, code: str, mode: str, actor: str | None = None) -> ProjectRecord:
+    """How regeneration approves the adapters it retrains: "review" (the shots that use one wait
+    until a person approves it) or "auto" (approved as soon as it is trained)."""
+    if mode not in ADAPTER_APPROVAL:
+        raise InvalidInputError(f"adapter approval {mode!r} is not one of: {', '.join(ADAPTER_APPROVAL)}")
+    project = find_project(session, code)
+    project.adapter_approval = mode
+    session.flush()
+    record_event(session, project.id, EventKind.project_updated, _actor(actor), adapter_approval=mode)
     session.flush()
     return _project_record(project)
 

@@ -35,6 +35,7 @@ class ProjectRecord(_Record):
     height: int
     stale_policy: str
     created_at: datetime
+    adapter_approval: str = "review"  # how regenerated adapters are approved: "review" or "auto"
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ class VersionRecord(_Record):
     recipe_sha256: str | None
     files: tuple[FileRecord, ...] = field(default_factory=tuple)
     inputs: tuple[InputRecord, ...] = field(default_factory=tuple)
+    # True when publish_version returned the asset's latest version instead of writing a new
+    # one (same files, inputs, recipe, metadata and media type); False everywhere else.
+    reused: bool = False
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import hashlib
 import json
 import mimetypes
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -137,6 +138,7 @@ def publish_version(
     copy_files: bool = True,
     idempotency_key: str | None = None,
     actor: str | None = None,
+    new_version: bool = False,
 ) -> VersionRecord:
     """Publish a new version of `project/asset` (created with `kind` when missing).
 
@@ -146,6 +148,12 @@ def publish_version(
     the version row, its files, inputs, recipe and event are written in the caller's
     transaction. With an `idempotency_key` already used, the version that has it is returned
     and nothing new is written (a job that runs twice publishes once).
+
+    Identical content returns the existing version: when the asset's latest version has the
+    same content hash (file names, bytes), the same inputs (role and version), the same recipe,
+    metadata and media type, that version is returned with `reused=True` and nothing is
+    written (no row, no event, no file copied). Its status is left as it is, whatever `status`
+    asks for: change it with `set_status`. `new_version=True` publishes a new number anyway.
     """
     if idempotency_key:
         done = session.scalar(select(Version.id).where(Version.idempotency_key == idempotency_key))
@@ -158,13 +166,18 @@ def publish_version(
     proj = find_project(session, project)
     input_rows = _resolve_inputs(session, inputs)
     hashed = [StoredFile(name, *hash_file(src)) for src, name in planned]
-    asset_row = ensure_asset(session, proj, asset, kind, shot, actor)
+    media = media_type or _guess_media_type([n for _, n in planned])
+    asset_row = ensure_asset(session, proj, asset, kind, shot, actor)  # locks the asset: publishes queue here
+    if not new_version:
+        same = _identical_latest(session, asset_row.id, manifest_hash(hashed), media, recipe_hash, meta, input_rows)
+        if same is not None:
+            return replace(load_version_records(session, [same])[0], reused=True)
     if copy_files:
         content_hash, stored = (store or Store(load_settings().store_url)).put_version(planned, hashed)
     else:
         content_hash, stored = manifest_hash(hashed), hashed
     version = Version(asset_id=asset_row.id, project_id=proj.id, content_hash=content_hash,
-                      media_type=media_type or _guess_media_type([n for _, n in planned]), status=state,
+                      media_type=media, status=state,
                       recipe_id=_ensure_recipe(session, recipe_hash, recipe_body), meta=meta,
                       created_by=_actor(actor), idempotency_key=idempotency_key)
     session.add(version)
@@ -176,6 +189,27 @@ def publish_version(
                  ref=f"{project}/{asset}@{version.number}", status=state.value)
     session.flush()
     return load_version_records(session, [version.id])[0]
+
+
+def _identical_latest(session: Session, asset_id: int, content_hash: str, media_type: str, recipe_sha: str | None,
+                      meta: dict[str, Any], input_rows: Sequence[tuple[InputRole, int]]) -> int | None:
+    """The id of the asset's latest version if it is the same publish as this one, else None.
+
+    Read under the asset's row lock (taken by `ensure_asset`), so two identical publishes that
+    race give one version. Columns are selected, not ORM objects, so nothing cached is compared.
+    Metadata is compared as `jsonb` (1 and 1.0 are equal, 1 and true are not).
+    """
+    latest = session.execute(
+        select(Version.id, Version.content_hash, Version.media_type, Recipe.sha256,
+               (Version.meta == meta).label("same_meta"))
+        .outerjoin(Recipe, Recipe.id == Version.recipe_id)
+        .where(Version.asset_id == asset_id).order_by(Version.number.desc()).limit(1)
+    ).one_or_none()
+    if latest is None or not latest.same_meta or (latest.content_hash, latest.media_type, latest.sha256) != (
+            content_hash, media_type, recipe_sha):
+        return None
+    edges = session.execute(select(VersionInput.role, VersionInput.input_id).where(VersionInput.version_id == latest.id))
+    return latest.id if {(role, input_id) for role, input_id in edges} == set(input_rows) else None
 
 
 def _check_metadata(metadata: Mapping[str, Any] | None) -> dict[str, Any]:

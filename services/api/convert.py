@@ -22,7 +22,7 @@ def version_out(v: VersionRecord) -> VersionOut:
     return VersionOut(id=v.id, ref=v.ref, asset=v.asset, kind=v.kind, number=v.number, status=v.status,
                       content_hash=v.content_hash, media_type=v.media_type, created_by=v.created_by,
                       created_at=v.created_at, metadata=v.metadata, recipe=v.recipe, recipe_sha256=v.recipe_sha256,
-                      files=files, inputs=inputs)
+                      files=files, inputs=inputs, reused=v.reused)
 
 
 def edge_visible(edge: LineageEdge, project: str) -> bool:
@@ -38,4 +38,5 @@ def stale_out(s: StaleVersion, project: str) -> StaleOut:
     reason = StaleReasonOut(input=visible(s.reason.input, project) or hidden, role=s.reason.role, superseded_by=by,
                             path=[visible(p, project) or hidden for p in s.reason.path], cause=cause,
                             cut=cut.to_dict() if hasattr(cut, "to_dict") else None)
-    return StaleOut(id=s.id, ref=s.ref, asset=s.asset, kind=s.kind, number=s.number, status=s.status, reason=reason)
+    return StaleOut(id=s.id, ref=s.ref, asset=s.asset, kind=s.kind, number=s.number, status=s.status, reason=reason,
+                    awaiting_review=s.awaiting_review)

@@ -37,11 +37,14 @@ class ProjectOut(BaseModel):
     height: int
     stale_policy: str
     created_at: datetime
+    adapter_approval: str = Field(default="review", description="How regeneration approves retrained adapters: "
+                                  "'review' (their shots wait) or 'auto'")
 
 
 class ProjectPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    stale_policy: Literal["approved", "latest"]
+    stale_policy: Literal["approved", "latest"] | None = None
+    adapter_approval: Literal["review", "auto"] | None = None
 
 
 class SequenceOut(BaseModel):
@@ -102,6 +105,8 @@ class VersionOut(BaseModel):
     recipe_sha256: str | None
     files: list[FileOut]
     inputs: list[InputOut]
+    reused: bool = Field(default=False, description="True when a publish returned the asset's latest version, "
+                                                    "which had the same files, inputs, recipe and metadata")
 
 
 class LineageEdgeOut(BaseModel):
@@ -174,6 +179,41 @@ class StaleOut(BaseModel):
     number: int
     status: str
     reason: StaleReasonOut
+    awaiting_review: str | None = Field(default=None, description="A fresh newer version of the asset awaiting "
+                                        "review (regeneration leaves the asset alone until it is approved)")
+
+
+class SwapOut(BaseModel):
+    role: str
+    old: str
+    new: str = Field(description="A version ref, or 'new version of ASSET' made by the plan item `from_item`")
+    from_item: str | None = None
+
+
+class PlanItemOut(BaseModel):
+    key: str = Field(description="What the item makes: the version it replaces and the exact upstream it uses")
+    action: Literal["retrain", "render", "manual"]
+    asset: str
+    kind: str
+    version: str = Field(description="The stale version to remake")
+    reason: str
+    path: list[str]
+    swaps: list[SwapOut]
+    waits_for: list[str] = Field(description="Keys of the plan items it needs first")
+    blocked: str | None = Field(description="Why it cannot run now")
+    shot: str | None
+    sequence: str | None
+    editorial_order: int | None
+    continuity: str
+    frames: list[int] | None
+
+
+class RegenerationOut(BaseModel):
+    batch: str
+    plan: list[PlanItemOut]
+    jobs: list[int] = Field(description="The jobs this request wrote")
+    in_flight: dict[str, int] = Field(description="Plan items already in flight from an earlier request: their jobs")
+    skipped: list[str] = Field(description="Plan items not run: made by people, or blocked")
 
 
 class EventOut(BaseModel):

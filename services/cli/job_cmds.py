@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from typing import Optional
@@ -17,7 +18,7 @@ from backlot import jobs as job_service
 from backlot.services.cli.output import emit_json, emit_table, err, out, user_errors
 
 jobs_app = typer.Typer(help="Dispatched work: list, watch, cancel.", invoke_without_command=True)
-regen_app = typer.Typer(help="Regenerate stale shots.", no_args_is_help=True)
+regen_app = typer.Typer(help="Regenerate what is stale: adapters, then shots.", no_args_is_help=True)
 
 JSON_OPT = typer.Option(False, "--json", help="Print JSON on stdout (nothing else).")
 
@@ -53,9 +54,9 @@ def jobs_list(ctx: typer.Context, project: Optional[str] = typer.Option(None),
     if json_:
         emit_json([r.to_dict() for r in rows])
         return
-    emit_table("Jobs", ["id", "project", "kind", "state", "progress", "attempts", "result", "error"],
+    emit_table("Jobs", ["id", "project", "kind", "state", "progress", "attempts", "result", "waits for / error"],
                [(r.id, r.project, r.kind, r.state, f"{r.progress:.0%}", f"{r.attempts}/{r.max_attempts}",
-                 r.result_version_id, (r.error or "")[:60]) for r in rows])
+                 r.result_version_id, r.waiting_for or (r.error or "")[:80]) for r in rows])
 
 
 @jobs_app.command("cancel")
@@ -66,34 +67,67 @@ def jobs_cancel(job_id: int) -> None:
     out.print(f"job {record.id} cancelled")
 
 
-def _watch(project: Optional[str], batch: Optional[str] = None) -> None:
+def _watch(project: Optional[str], batch: Optional[str] = None, ids: Optional[set[int]] = None) -> None:
+    """Progress bars until nothing is active; a job held by a review gate is not waited for."""
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[state]}"), console=err)
     tasks: dict[int, int] = {}
     with Live(progress, console=err, transient=False):
         while True:
             with backlot.session() as s:
-                rows = job_service.list_jobs(s, project, batch=batch)
+                rows = job_service.list_jobs(s, project, batch=batch, limit=10_000 if ids else 200)
+            if ids is not None:
+                rows = [r for r in rows if r.id in ids]
             for r in rows:
                 if r.id not in tasks:
                     tasks[r.id] = progress.add_task(f"job {r.id} {r.kind}", total=1.0, state=r.state)
                 progress.update(tasks[r.id], completed=r.progress, state=r.state)
-            if not any(r.state in ("queued", "dispatched", "running") for r in rows):
+            held = _held(rows)
+            if not any(r.state in ("queued", "dispatched", "running") and r.id not in held for r in rows):
                 return
             time.sleep(0.5)
 
 
+def _held(rows) -> set[int]:
+    """Jobs held by a review gate, directly or behind a job that is."""
+    held = {r.id for r in rows if r.state == "waiting_approval"}
+    waits = {r.id: int(m.group(1)) for r in rows if r.waiting_for and (m := re.match(r"job (\d+) ", r.waiting_for))}
+    grew = True
+    while grew:
+        grew = False
+        for job, other in waits.items():
+            if other in held and job not in held:
+                held.add(job)
+                grew = True
+    return held
+
+
 @regen_app.command("plan")
 def regen_plan(project: str, sequence: Optional[str] = typer.Option(None), json_: bool = JSON_OPT) -> None:
-    """The stale shots in editorial order, why, and what their new versions will use."""
+    """What is stale and will be remade, in order: adapters retrained, then shots re-rendered;
+    why each is stale, what it swaps, and what it waits for."""
     with user_errors(), backlot.session() as s:
         items = backlot.plan_regeneration(s, project, sequence)
     if json_:
         emit_json([i.to_dict() for i in items])
         return
-    emit_table(f"Regeneration plan for {project}", ["#", "shot", "remake", "because", "swaps", "continuity", "frames"],
-               [(i.editorial_order, i.shot, i.version.split("/", 1)[1], i.reason,
-                 "; ".join(f"{w.role}: {w.old.split('@')[-1]}->{w.new.split('@')[-1]}" for w in i.swaps),
-                 i.continuity, f"{i.frames[0]}-{i.frames[1]}") for i in items])
+    print_plan(project, items)
+
+
+def print_plan(project: str, items) -> None:
+    """The plan as a table: refs without the project, swaps as `role: old -> new`."""
+    number = {item.key: n for n, item in enumerate(items, 1)}
+    short = lambda text: text.replace(f"{project}/", "")  # noqa: E731
+
+    def swap(w) -> str:
+        new = f"#{number[w.from_item]}" if w.from_item in number else short(w.new)
+        return f"{w.role}: {short(w.old)} -> {new}"
+
+    emit_table(f"Regeneration plan for {project}", ["#", "do", "remake", "because", "swaps", "continuity", "waits for"],
+               [(number[i.key], i.action, short(i.version), short(i.reason), "\n".join(swap(w) for w in i.swaps),
+                 short(i.continuity) if i.kind == "shot_render" else "",
+                 i.blocked or ", ".join(sorted((f"#{number[k]}" for k in i.waits_for if k in number),
+                                               key=lambda s: int(s[1:]))))
+                for i in items])
     if not items:
         out.print("nothing to regenerate")
 
@@ -102,22 +136,43 @@ def regen_plan(project: str, sequence: Optional[str] = typer.Option(None), json_
 def regen_run(project: str, sequence: Optional[str] = typer.Option(None),
               wait: bool = typer.Option(True, help="Follow progress until the regeneration is done."),
               json_: bool = JSON_OPT) -> None:
-    """Dispatch the plan: a chain of renders per sequence, sequences in parallel."""
+    """Write the plan's jobs and start them: adapters retrain first, each sequence's shots render
+    in editorial order once what they use is ready. A plan already in flight is not queued twice."""
     with user_errors():
         from backlot.services.worker.app import app
         from backlot.services.worker.submit import regenerate
 
-        batch, items, chains = regenerate(app, project, sequence)
-        if wait and chains:
-            _watch(project, batch)
+        result = regenerate(app, project, sequence)
+        ids = [r.id for r in result.jobs] + list(result.in_flight.values())
+        if wait and ids:
+            _watch(project, ids=set(ids))
         with backlot.session() as s:
-            rows = job_service.list_jobs(s, project, batch=batch)
+            rows = [r for r in job_service.list_jobs(s, project, limit=10_000) if r.id in set(ids)]
     if json_:
-        emit_json({"batch": batch, "plan": [i.to_dict() for i in items], "jobs": [r.to_dict() for r in rows]})
+        emit_json({"batch": result.batch, "plan": [i.to_dict() for i in result.plan],
+                   "jobs": [r.to_dict() for r in rows], "in_flight": result.in_flight,
+                   "skipped": [i.key for i in result.skipped]})
         return
-    out.print(f"regeneration {batch}: {len(items)} shot(s) in {len(chains)} sequence chain(s)")
-    failed = [r for r in rows if r.state == "failed"]
-    for r in failed:
-        err.print(f"job {r.id} failed: {r.error}")
-    if failed:
+    _report(result, rows)
+
+
+def _report(result, rows) -> None:
+    if result.in_flight:
+        batches = sorted({r.batch for r in rows if r.id in set(result.in_flight.values()) and r.batch})
+        out.print(f"already in flight: {len(result.in_flight)} item(s) of regeneration {', '.join(batches)} "
+                  f"(jobs {', '.join(map(str, sorted(set(result.in_flight.values()))))}); nothing queued twice")
+    if result.jobs:
+        out.print(f"regeneration {result.batch}: {len(result.jobs)} job(s) "
+                  f"({sum(1 for i in result.plan if i.action == 'retrain' and not i.blocked)} adapter(s), "
+                  f"{sum(1 for i in result.plan if i.action == 'render' and not i.blocked)} shot(s))")
+    elif not result.in_flight:
+        out.print("nothing to regenerate")
+    for item in result.skipped:
+        err.print(f"not remade: {item.version}: {item.blocked}")
+    for r in rows:
+        if r.state == "failed" or (r.state == "cancelled" and r.error):
+            err.print(f"job {r.id} {r.state}: {r.error}")
+        elif r.waiting_for:
+            err.print(f"job {r.id} waits for {r.waiting_for}")
+    if any(r.state == "failed" for r in rows):
         raise typer.Exit(1)

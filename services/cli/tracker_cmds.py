@@ -10,6 +10,7 @@ import typer
 
 import backlot
 from backlot.errors import InvalidInputError
+from backlot.lineage.graph import parse_roles
 from backlot.services.cli.output import emit_json, emit_table, err, out, user_errors
 
 project_app = typer.Typer(help="Projects (films).", no_args_is_help=True)
@@ -49,8 +50,9 @@ def project_list(json_: bool = JSON_OPT) -> None:
     if json_:
         emit_json([p.to_dict() for p in projects])
         return
-    emit_table("Projects", ["code", "name", "fps", "resolution", "stale policy"],
-               [(p.code, p.name, p.fps, f"{p.width}x{p.height}", p.stale_policy) for p in projects])
+    emit_table("Projects", ["code", "name", "fps", "resolution", "stale policy", "adapter approval"],
+               [(p.code, p.name, p.fps, f"{p.width}x{p.height}", p.stale_policy, p.adapter_approval)
+                for p in projects])
 
 
 @project_app.command("set-policy")
@@ -59,6 +61,16 @@ def project_set_policy(code: str, policy: str = typer.Argument(..., help="'appro
     with user_errors(), backlot.session() as s:
         backlot.set_stale_policy(s, code, policy)
     out.print(f"{code}: stale policy is now {policy}")
+
+
+@project_app.command("set-adapter-approval")
+def project_set_adapter_approval(code: str, mode: str = typer.Argument(..., help="'review' or 'auto'.")) -> None:
+    """How a regeneration approves the adapters it retrains: 'review' (the shots that use one wait
+    until a person approves it; the default) or 'auto' (approved as soon as it is trained)."""
+    with user_errors(), backlot.session() as s:
+        backlot.set_adapter_approval(s, code, mode)
+    what = "wait for review" if mode == "review" else "are approved as soon as they are trained"
+    out.print(f"{code}: adapters retrained by a regeneration now {what}")
 
 
 # -- shots ---------------------------------------------------------------------------------
@@ -116,22 +128,34 @@ def publish(
     files: List[Path] = typer.Argument(..., help="The files of the version."),
     kind: Optional[str] = typer.Option(None, help="Asset kind; required when the asset is new."),
     input_: List[str] = typer.Option([], "--input", help="ROLE=PROJECT/ASSET@N, repeatable."),
-    status: str = typer.Option("wip", help="wip, review, approved or rejected."),
+    status: Optional[str] = typer.Option(None, help="wip (the default), review, approved or rejected."),
     recipe: Optional[Path] = typer.Option(None, help="A JSON file with the recipe that made it."),
     meta: List[str] = typer.Option([], "--meta", help="KEY=VALUE metadata, repeatable."),
     shot: Optional[str] = typer.Option(None, help="The shot a new shot_render asset belongs to."),
+    new_version: bool = typer.Option(False, "--new-version",
+                                     help="Publish a new number even when the latest version is identical."),
     json_: bool = JSON_OPT,
 ) -> None:
-    """Publish a new version of an asset."""
+    """Publish a new version of an asset.
+
+    When the latest version has the same files, inputs, recipe, metadata and media type, that
+    version is kept and reported ("unchanged"): nothing is written, its status is left as it is.
+    """
     with user_errors():
         inputs = [_split_pair(spec, "--input", "ROLE=REF") for spec in input_]
         metadata = dict(_split_pair(item, "--meta", "KEY=VALUE") for item in meta)
         recipe_body = _read_json(recipe) if recipe else None
         with err.status(f"publishing {len(files)} file(s) to {project}/{asset}"), backlot.session() as s:
             version = backlot.publish_version(s, project, asset, files, kind=kind, inputs=inputs, recipe=recipe_body,
-                                               metadata=metadata, status=status, shot=shot)
+                                               metadata=metadata, status="wip" if status is None else status, shot=shot,
+                                               new_version=new_version)
     if json_:
         emit_json(version.to_dict())
+    elif version.reused:
+        kept = f"; it stays {version.status} (change that with `backlot set-status`)" \
+            if status is not None and version.status != status else ""
+        out.print(f"{version.ref} unchanged: same files and inputs as the latest version{kept} "
+                  "(use --new-version to publish anyway)", soft_wrap=True)
     else:
         out.print(f"published {version.ref} ({len(version.files)} file(s), {version.status})")
 
@@ -210,21 +234,48 @@ def lineage(
     up: bool = typer.Option(False, "--up", help="Inputs (what it was made from); the default."),
     down: bool = typer.Option(False, "--down", help="Outputs (what was made from it)."),
     direct: bool = typer.Option(False, "--direct", help="One level only (default: the whole chain)."),
+    roles: Optional[str] = typer.Option(
+        None, "--roles", metavar="ROLE,...",
+        help="Follow only these input roles (default: every role but regenerated_from)."),
     json_: bool = JSON_OPT,
 ) -> None:
-    """Show the lineage of a version, upstream (--up) or downstream (--down)."""
+    """Show the lineage of a version, upstream (--up) or downstream (--down).
+
+    The walk follows production inputs (training data, base model, adapter, concept art, init
+    image, continuity); the regeneration history (regenerated_from) is printed on its own line.
+    --json prints the list of edges walked; `--roles regenerated_from` walks the history.
+    """
     with user_errors():
         if up and down:
             raise InvalidInputError("choose --up or --down, not both")
+        wanted = parse_roles([r.strip() for r in roles.split(",")]) if roles is not None else None
         with backlot.session() as s:
             walk = backlot.get_outputs if down else backlot.get_inputs
-            edges = walk(s, ref, transitive=not direct)
+            edges = walk(s, ref, transitive=not direct, roles=wanted)
+            show_history = not json_ and "regenerated_from" not in (wanted or ())
+            history = backlot.get_history(s, ref, downstream=down) if show_history else []
+            root = backlot.get_version(s, ref).ref
     if json_:
         emit_json([e.to_dict() for e in edges])
         return
-    title = f"{'Outputs' if down else 'Inputs'} of {ref}"
+    title = f"{'Outputs' if down else 'Inputs'} of {root}"
     emit_table(title, ["depth", "version", "role", "input", "status"],
                [(e.depth, e.version, e.role, e.input, e.status) for e in edges])
+    if history:
+        out.print(f"history: {format_history(root, history, down)}", soft_wrap=True)
+
+
+def format_history(root: str, edges, down: bool) -> str:
+    """`film/sh@3 regenerated from @2, from @1` (up) or `film/sh@1 regenerated as @2, as @3` (down).
+
+    References in the same asset as `root` are shortened to `@N`."""
+    asset = root.rsplit("@", 1)[0]
+
+    def brief(other: str) -> str:
+        return "@" + other.rsplit("@", 1)[1] if other.rsplit("@", 1)[0] == asset else other
+
+    word = "as" if down else "from"
+    return f"{root} regenerated " + ", ".join(f"{word} {brief(e.version if down else e.input)}" for e in edges)
 
 
 def stale(project: str, json_: bool = JSON_OPT) -> None:
@@ -234,11 +285,16 @@ def stale(project: str, json_: bool = JSON_OPT) -> None:
     if json_:
         emit_json([r.to_dict() for r in rows])
         return
-    emit_table(f"Stale versions of {project}", ["version", "status", "superseded input", "by", "path"],
+    emit_table(f"Stale versions of {project}", ["version", "status", "superseded input", "by", "path", "remake"],
                [(short(r.ref), r.status, short(r.reason.input), short(r.reason.superseded_by),
-                 " <- ".join(map(short, r.reason.path))) for r in rows])
+                 " <- ".join(map(short, r.reason.path)),
+                 f"fresh @{r.awaiting_review.rsplit('@', 1)[1]} awaiting review" if r.awaiting_review else "")
+                for r in rows])
     if not rows:
         out.print("nothing is stale")
+    elif any(r.awaiting_review for r in rows):
+        out.print("a stale version with a fresh remake awaiting review is left out of `backlot regen`: "
+                  "approve (or reject) the remake")
 
 
 def short(ref: str) -> str:

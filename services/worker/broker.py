@@ -32,7 +32,7 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from backlot.config import load_settings
-from backlot.db.engine import resolve_url
+from backlot.db.engine import listen_connector, resolve_url
 
 log = logging.getLogger("backlot.broker")
 POLLING_INTERVAL = 0.1  # without a LISTEN connection (as before it existed)
@@ -148,18 +148,7 @@ class PostgresTransport(SQLAlchemyTransport):
         self._listener.start()
 
     def _listen_connector(self):
-        from sqlalchemy.engine import make_url
-
-        url = make_url(self.client.hostname)
-        if url.get_backend_name() != "postgresql" or url.get_driver_name() != "psycopg":
-            return None  # another driver: plain polling
-        import psycopg
-
-        from sqlalchemy.dialects import registry
-
-        dialect = registry.load(f"{url.get_backend_name()}.{url.get_driver_name()}")()
-        cargs, cparams = dialect.create_connect_args(url)
-        return lambda: psycopg.connect(*cargs, **cparams, autocommit=True, connect_timeout=10)
+        return listen_connector(self.client.hostname)  # None for another driver: plain polling
 
     def _listen(self, connect) -> None:
         while not self._closed.is_set():

@@ -17,11 +17,13 @@ import threading
 
 import backlot
 from backlot import jobs
+from backlot.db.engine import get_engine, listen_connector
 
 log = logging.getLogger("backlot.dispatch")
 STALE_AFTER = float(os.environ.get("BACKLOT_JOB_STALE_S", 120))  # seconds without a heartbeat
 REDISPATCH_AFTER = float(os.environ.get("BACKLOT_JOB_REDISPATCH_S", 300))  # sent, never started
 LOOP_EVERY = float(os.environ.get("BACKLOT_DISPATCH_EVERY_S", 5))
+STATUS_CHANNEL = "backlot_jobs"  # NOTIFYed by the database when a version's status changes (0007)
 
 
 def dispatch(app) -> int:
@@ -54,15 +56,40 @@ def send(app, due: list[tuple[int, str]]) -> int:
 
 
 def start_dispatch_loop(app) -> threading.Thread:
-    stop = threading.Event()
+    """Dispatch every LOOP_EVERY seconds, and at once when a version's status changes (an
+    approval can release jobs that wait for it: PostgreSQL NOTIFY on `backlot_jobs`)."""
+    stop, wake = threading.Event(), threading.Event()
 
     def loop() -> None:
-        while not stop.wait(LOOP_EVERY):
+        while not stop.is_set():
+            wake.wait(LOOP_EVERY)
+            wake.clear()
             try:
                 dispatch(app)
             except Exception as exc:  # noqa: BLE001 - a broker or database hiccup: next round
                 log.warning("dispatcher: %s", exc)
 
+    threading.Thread(target=_listen, args=(wake, stop), name="backlot-dispatch-listen", daemon=True).start()
     thread = threading.Thread(target=loop, name="backlot-dispatch", daemon=True)
     thread.start()
     return thread
+
+
+def _listen(wake: threading.Event, stop: threading.Event) -> None:
+    """Set `wake` on every status NOTIFY; reconnect with backoff (the periodic pass covers the gap)."""
+    connect = listen_connector(get_engine(check_schema=False).url.render_as_string(hide_password=False))
+    if connect is None:
+        return
+    delay = 1.0
+    while not stop.is_set():
+        try:
+            with connect() as conn:
+                conn.execute(f"LISTEN {STATUS_CHANNEL}")
+                delay = 1.0
+                while not stop.is_set():
+                    for _notify in conn.notifies(timeout=1.0):
+                        wake.set()
+        except Exception as exc:  # noqa: BLE001 - the database restarting: retry, slower each time
+            log.warning("dispatcher LISTEN lost (retrying in %.0fs): %s", delay, exc)
+        stop.wait(delay)
+        delay = min(delay * 2, 60.0)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from typing import Sequence
 
 from celery import chain, group
+from sqlalchemy import text
 
 import backlot
 from backlot import jobs
 from backlot.db.jobs import JobKind
 from backlot.lineage import PlanItem, plan_regeneration
+from backlot.services.worker.dispatch import dispatch
+from backlot.tracker.projects import find_project
 
 
 def submit_render(session, project: str, shot: str, settings: dict, *, base_model: str, adapters: Sequence[dict] = (),
@@ -30,17 +34,69 @@ def submit_training(session, project: str, name: str, concept_art: Sequence[str]
     return jobs.request_job(session, project, JobKind.train_adapter, params, idempotency_key=key or _key("train"))
 
 
-def submit_regeneration(session, project: str, items: Sequence[PlanItem], batch: str) -> list[list[jobs.JobRecord]]:
-    """One rerender job per plan item; within a sequence each depends on the one before (a chain)."""
-    chains: dict[str | None, list[jobs.JobRecord]] = {}
+@dataclass(frozen=True)
+class Regeneration:
+    """What a `regen run` did: the plan, the jobs it wrote, and the plan items already in
+    flight from an earlier request (their job ids), which it left alone."""
+
+    batch: str
+    plan: list[PlanItem]
+    jobs: list[jobs.JobRecord]
+    in_flight: dict[str, int] = field(default_factory=dict)  # plan item key -> job id
+    skipped: list[PlanItem] = field(default_factory=list)  # manual or blocked items
+
+
+_ACTIVE_REGEN_SQL = text("""
+SELECT id, (params->>'source')::bigint AS source FROM jobs
+WHERE project_id = :project_id AND kind IN ('rerender', 'retrain_adapter')
+  AND state IN ('queued', 'dispatched', 'running') AND params ? 'source'
+""")
+
+
+def submit_regeneration(session, project: str, items: Sequence[PlanItem], batch: str) -> Regeneration:
+    """A job per runnable plan item, waiting for the jobs of the items it needs (and, for a
+    retrained adapter under review, for its approval). An item whose stale version already has
+    a regeneration job in flight reuses that job: a request made twice queues its work once."""
+    proj = find_project(session, project)
+    # One request per project at a time decides what is in flight (held to the end of the transaction).
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": (0xB10 << 32) + proj.id})
+    active = {r.source: r.id for r in session.execute(_ACTIVE_REGEN_SQL, {"project_id": proj.id})}
+    result = Regeneration(batch, list(items), [])
+    runnable = []
     for item in items:
-        previous = chains.setdefault(item.sequence, [])
-        params = {"source": item.version_id, "continuity_from_dependency": item.continuity_from_previous_item}
-        record = jobs.request_job(session, project, JobKind.rerender, params,
-                                  idempotency_key=f"regen:{batch}:{item.version}",
-                                  depends_on=previous[-1].id if previous else None, batch=batch)
-        previous.append(record)
-    return list(chains.values())
+        if item.version_id in active:
+            result.in_flight[item.key] = active[item.version_id]
+        elif item.action not in ("retrain", "render") or item.blocked:
+            result.skipped.append(item)
+        else:
+            runnable.append(item)
+    job_of = dict(result.in_flight) | dict(zip((i.key for i in runnable), jobs.reserve_job_ids(session, len(runnable))))
+    gated = {i.key for i in items if i.action == "retrain" and proj.adapter_approval == "review"}
+    new = []
+    for item in runnable:
+        params = _job_params(item, job_of, proj.adapter_approval)
+        continuity = (params.get("continuity") or {}).get("job")
+        new.append(jobs.NewJob(job_of[item.key], _KINDS[item.action], params, f"regen:{batch}:{item.key}",
+                               depends_on=continuity, waits_for=[(job_of[k], k in gated) for k in item.waits_for]))
+    result.jobs.extend(jobs.request_jobs(session, project, new, batch=batch))
+    return result
+
+
+_KINDS = {"retrain": JobKind.retrain_adapter, "render": JobKind.rerender}
+
+
+def _job_params(item: PlanItem, job_of: dict[str, int], approval: str) -> dict:
+    swaps = [{"role": s.role, "old": s.old_version_id, "new": s.new_version_id}
+             if s.from_item is None else {"role": s.role, "old": s.old_version_id, "job": job_of[s.from_item]}
+             for s in item.swaps]
+    params = {"source": item.version_id, "plan_key": item.key, "inputs": swaps}
+    if item.action == "retrain":
+        params["approval"] = approval
+    elif item.continuity_from_item:
+        params["continuity"] = {"job": job_of[item.continuity_from_item]}
+    elif item.continuity_version_id:
+        params["continuity"] = {"version": item.continuity_version_id}
+    return params
 
 
 def send_chains(app, chains: Sequence[Sequence[jobs.JobRecord]]) -> None:
@@ -62,19 +118,20 @@ def send_chains(app, chains: Sequence[Sequence[jobs.JobRecord]]) -> None:
         raise
 
 
-def regenerate(app, project: str, sequence: str | None = None) -> tuple[str, list[PlanItem], list[list[jobs.JobRecord]]]:
-    """Plan and dispatch a regeneration; returns (batch id, plan, job chains)."""
+def regenerate(app, project: str, sequence: str | None = None) -> Regeneration:
+    """Plan a regeneration and write its jobs in one transaction, then send what can run now;
+    the rest is sent by the worker that finishes what it waits for (or, for a review gate, by
+    the dispatcher that the approval wakes)."""
     batch = uuid.uuid4().hex[:12]
     with backlot.session() as s:
-        items = plan_regeneration(s, project, sequence)
-        chains = submit_regeneration(s, project, items, batch)
-    if chains:
-        send_chains(app, chains)
-    return batch, items, chains
+        result = submit_regeneration(s, project, plan_regeneration(s, project, sequence), batch)
+    if result.jobs:
+        dispatch(app)
+    return result
 
 
 def _key(prefix: str) -> str:
     return f"{prefix}:{uuid.uuid4().hex}"
 
 
-__all__ = ["regenerate", "send_chains", "submit_regeneration", "submit_render", "submit_training"]
+__all__ = ["Regeneration", "regenerate", "send_chains", "submit_regeneration", "submit_render", "submit_training"]

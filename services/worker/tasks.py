@@ -106,12 +106,48 @@ def execute(kind: JobKind, project: str, params: dict, job_id: int,
                                    frames=params.get("frames"), continuity=params.get("continuity", True))
             version = gen.publish_render(s, project, params["shot"], plan, idempotency_key=key,
                                          progress=lambda n: beat(n / plan.frame_count, f"frame {n}/{plan.frame_count}"))
-        else:
+        elif kind == JobKind.retrain_adapter:
+            steps = max(1, int((params.get("steps") or 1)))
+            version = gen.retrain_adapter(s, params["source"], inputs=_swaps(s, params), idempotency_key=key,
+                                          progress=lambda step, loss: beat(min(step / steps, 0.99), f"loss {loss:.4f}"))
+            if params.get("approval") == "auto" and version.status != "approved":
+                backlot.set_status(s, version.id, "approved", actor="backlot-regen",
+                                   note="approved automatically: the project's adapter approval is auto")
+            elif version.status == "wip":  # its shots wait for a person to approve it
+                backlot.set_status(s, version.id, "review", actor="backlot-regen",
+                                   note="retrained by a regeneration: approve it to release the shots that use it")
+        elif "inputs" in params:  # a regeneration plan item: upstream exactly as planned
+            version = gen.rerender_version(s, params["source"], continuity=_continuity(s, params),
+                                           inputs=_swaps(s, params), idempotency_key=key,
+                                           progress=lambda n: beat(0.5, f"frame {n}"))
+        else:  # a job queued before plans named their inputs
             neighbour = continuity if params.get("continuity_from_dependency") else None
             version = gen.rerender_version(s, params["source"], continuity=neighbour,
                                            idempotency_key=key, progress=lambda n: beat(0.5, f"frame {n}"))
         jobs.finish_job(s, job_id, version.id)
         return version.id, take_due(s)
+
+
+def _result_of(session, job_id: int) -> int:
+    from backlot.db.jobs import Job
+
+    job = session.get(Job, job_id)
+    if job is None or job.state != JobState.done or job.result_version_id is None:
+        raise BacklotError(f"job {job_id} this one waits for has no result")
+    return job.result_version_id
+
+
+def _swaps(session, params: dict) -> dict[int, int]:
+    """A plan item's input swaps: old version id -> new version id (a job's result when it made it)."""
+    return {s["old"]: s["new"] if s.get("new") is not None else _result_of(session, s["job"])
+            for s in params.get("inputs", [])}
+
+
+def _continuity(session, params: dict) -> int | None:
+    source = params.get("continuity") or {}
+    if "job" in source:
+        return _result_of(session, source["job"])
+    return source.get("version")
 
 
 def send_due(due: list[tuple[int, str]]) -> None:

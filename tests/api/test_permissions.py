@@ -69,6 +69,8 @@ def requests_for(prod: Production) -> dict[tuple[str, str], Call]:
         ("GET", P + "/assets"): Call(),
         ("GET", P + "/assets/{asset}"): Call(path={"asset": "refs/brief"}),
         ("GET", P + "/stale"): Call(),
+        ("GET", P + "/regeneration"): Call(),
+        ("POST", P + "/regeneration"): Call(),
         ("GET", P + "/events"): Call(),
         ("GET", P + "/contact-sheet"): Call(),
         ("GET", P + "/versions"): Call(),

@@ -59,7 +59,7 @@ def seed(url: str, store: backlot.Store, assets: int, src: Path) -> None:
         for n in range(assets):
             for status in ("approved", "wip"):
                 backlot.publish_version(s, PROJECT, f"art/a{n:05d}", [image], kind="concept_art", status=status,
-                                         store=store, actor="bench")
+                                         store=store, actor="bench", new_version=True)  # same bytes: v2 on purpose
     engine.dispose()
 
 

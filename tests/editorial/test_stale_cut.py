@@ -109,7 +109,8 @@ def test_cut_staleness_matches_the_definition(session, files, ops):
             frame_range = [op[2], op[3]] if op[0] == "publish" else None
             v = backlot.publish_version(session, code, f"shots/{shot}/main", [files("f", "x")], kind="shot_render",
                                          shot=shot, metadata={"frame_range": frame_range} if frame_range else {})
-            versions[v.id] = [shot, v.number, "wip", frame_range]
+            # Identical to the shot's latest version: that one comes back (reused), its status kept.
+            versions.setdefault(v.id, [shot, v.number, "wip", frame_range])
         elif op[0] == "status" and versions:
             vid = sorted(versions)[op[1] % len(versions)]
             backlot.set_status(session, vid, op[2])

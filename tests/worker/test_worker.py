@@ -136,9 +136,10 @@ def test_regeneration_plans_and_remakes_stale_shots_in_order(studio, start_worke
     assert [i.shot for i in plan] == ["sh010", "sh020", "sh030"]
     assert plan[0].swaps[0].new == adapter2.ref and plan[1].continuity == "new version of sh010"
     start_worker()
-    batch, items, chains = regenerate(create_app(), "film")
-    assert len(chains) == 1 and len(chains[0]) == 3
-    done = wait_for_jobs([j.id for j in chains[0]], timeout=240)
+    result = regenerate(create_app(), "film")
+    assert [j.kind for j in result.jobs] == ["rerender"] * 3
+    batch = result.batch
+    done = wait_for_jobs([j.id for j in result.jobs], timeout=240)
     assert [r.state for r in done] == ["done"] * 3
     with backlot.session() as s:
         new = [backlot.get_version(s, r.result_version_id) for r in done]

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 import backlot
 from backlot.access.webhooks import describe_events
 from backlot.db.models import Asset, AssetKind, Event, EventKind, Sequence, Shot
-from backlot.errors import NotFoundError
+from backlot.errors import InvalidInputError, NotFoundError
 from backlot.refs import check_asset_name
 from backlot.services.api import queries
 from backlot.services.api.auth import Admin, AnyToken, DbSession, Viewer
@@ -56,8 +56,15 @@ def get_project(scope: Viewer) -> ProjectOut:
 
 @router.patch(P, response_model=ProjectOut, tags=["projects"])
 def patch_project(scope: Admin, body: ProjectPatch) -> ProjectOut:
-    """Change the stale policy (what supersedes an input: a newer approved version, or any newer one)."""
-    record = backlot.set_stale_policy(scope.session, scope.project, body.stale_policy, actor=scope.actor)
+    """Change the stale policy (what supersedes an input: a newer approved version, or any newer
+    one) and how regeneration approves the adapters it retrains ('review' or 'auto')."""
+    if body.stale_policy is None and body.adapter_approval is None:
+        raise InvalidInputError("nothing to change: give stale_policy and/or adapter_approval")
+    record = backlot.get_project(scope.session, scope.project)
+    if body.stale_policy is not None:
+        record = backlot.set_stale_policy(scope.session, scope.project, body.stale_policy, actor=scope.actor)
+    if body.adapter_approval is not None:
+        record = backlot.set_adapter_approval(scope.session, scope.project, body.adapter_approval, actor=scope.actor)
     return ProjectOut(**record.to_dict())
 
 

@@ -8,13 +8,13 @@ import tempfile
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Path, Query, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
 from sqlalchemy import func, select
 
 import backlot
 from backlot.access import PermissionDeniedError
 from backlot.db.access import Role
-from backlot.db.models import Asset, AssetKind, Shot, Version, VersionStatus
+from backlot.db.models import Asset, AssetKind, InputRole, Shot, Version, VersionStatus
 from backlot.errors import InvalidInputError, NotFoundError
 from backlot.refs import CODE_RE, check_asset_name, parse_version_ref
 from backlot.tracker.versions import load_version_records
@@ -72,9 +72,13 @@ def resolve_ref(scope: Viewer, ref: Annotated[str, Path(description="ASSET@N, AS
 # -- publish -------------------------------------------------------------------------------
 
 
-@router.post("/versions", response_model=VersionOut, status_code=201)
+@router.post("/versions", response_model=VersionOut, status_code=201, responses={
+    201: {"description": "A new version was published"},
+    200: {"model": VersionOut, "description": "Identical to the asset's latest version, which is returned "
+                                              "unchanged (`reused` is true); nothing was written"}})
 def publish(
     scope: Artist,
+    response: Response,
     asset: Annotated[str, Form(max_length=200, description="Asset name, e.g. characters/mara")],
     files: Annotated[list[UploadFile], File(description="The version's files; each file name is its name in the version")],
     kind: Annotated[AssetKind | None, Form(description="Required when the asset is new")] = None,
@@ -83,8 +87,15 @@ def publish(
     inputs: Annotated[list[str], Form(description="ROLE=ASSET@N (repeat the field)")] = [],  # noqa: B006
     recipe: Annotated[str | None, Form(description="A JSON object")] = None,
     metadata: Annotated[str | None, Form(description="A JSON object")] = None,
+    new_version: Annotated[bool, Form(description="Publish a new number even when the latest version is "
+                                                  "identical")] = False,
 ) -> VersionOut:
-    """Publish a new version from uploaded files. Everything is checked before anything is written."""
+    """Publish a new version from uploaded files. Everything is checked before anything is written.
+
+    When the asset's latest version has the same files, inputs, recipe, metadata and media type,
+    it is returned as it is with `reused: true` and status 200 (its status is not changed);
+    `new_version=true` publishes a new number anyway.
+    """
     if status in ("approved", "rejected") and not scope.principal.allows(Role.supervisor):
         raise PermissionDeniedError(f"publishing as {status} needs the supervisor role")
     check_asset_name(asset)
@@ -103,7 +114,9 @@ def publish(
         record = backlot.publish_version(
             scope.session, scope.project, asset, paths, names=names, kind=kind, inputs=input_specs,
             recipe=recipe_body, metadata=meta, status=status, shot=shot,
-            store=scope.store, actor=scope.actor)
+            store=scope.store, actor=scope.actor, new_version=new_version)
+    if record.reused:
+        response.status_code = 200
     return version_out(record)
 
 
@@ -138,22 +151,28 @@ def _json_object(text: str | None, what: str) -> dict[str, Any] | None:
 # -- lineage -------------------------------------------------------------------------------
 
 Transitive = Annotated[bool, Query(description="Follow the whole chain, not just one step")]
+Roles = Annotated[list[InputRole] | None, Query(
+    max_length=len(InputRole),
+    description="Follow only edges of these roles (repeat the parameter). Default: every role but "
+                "`regenerated_from` (the production inputs); `roles=regenerated_from` walks the version history")]
 
 
 @router.get("/versions/{version_id}/inputs", response_model=Page[LineageEdgeOut], tags=["lineage"])
-def list_inputs(scope: Viewer, version_id: VersionId, transitive: Transitive = False, limit: Limit = 100,
-                offset: Offset = 0) -> Page[LineageEdgeOut]:
+def list_inputs(scope: Viewer, version_id: VersionId, transitive: Transitive = False, roles: Roles = None,
+                limit: Limit = 100, offset: Offset = 0) -> Page[LineageEdgeOut]:
     """What the version was made from (upstream edges with their depth)."""
-    edges = backlot.get_inputs(scope.session, find_version(scope, version_id).id, transitive=transitive)
+    edges = backlot.get_inputs(scope.session, find_version(scope, version_id).id, transitive=transitive,
+                               roles=roles)
     items = [LineageEdgeOut(**e.to_dict()) for e in edges if edge_visible(e, scope.project)]
     return page_of(items, limit, offset)
 
 
 @router.get("/versions/{version_id}/outputs", response_model=Page[LineageEdgeOut], tags=["lineage"])
-def list_outputs(scope: Viewer, version_id: VersionId, transitive: Transitive = False, limit: Limit = 100,
-                 offset: Offset = 0) -> Page[LineageEdgeOut]:
+def list_outputs(scope: Viewer, version_id: VersionId, transitive: Transitive = False, roles: Roles = None,
+                 limit: Limit = 100, offset: Offset = 0) -> Page[LineageEdgeOut]:
     """What was made from the version (downstream edges)."""
-    edges = backlot.get_outputs(scope.session, find_version(scope, version_id).id, transitive=transitive)
+    edges = backlot.get_outputs(scope.session, find_version(scope, version_id).id, transitive=transitive,
+                                roles=roles)
     items = [LineageEdgeOut(**e.to_dict()) for e in edges if edge_visible(e, scope.project)]
     return page_of(items, limit, offset)
 
