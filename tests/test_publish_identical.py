@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, func, select, text
 import backlot
 from backlot.db.models import Event, Recipe, Version, VersionFile, VersionInput
 from backlot.storage import Store
+from tests.test_cli import rows
 
 
 @pytest.fixture
@@ -165,7 +166,7 @@ def test_cli_says_unchanged_and_new_version_forces(run, files, db_url):
     first = json.loads(run("publish", "film", "characters/mara", art, "--kind", "concept_art", "--meta", "k=v",
                            "--json").stdout)
     assert first["reused"] is False and first["number"] == 1
-    events = _scalar(db_url, "SELECT count(*) FROM events")
+    events = rows(db_url, "SELECT count(*) FROM events")
     result = run("publish", "film", "characters/mara", art, "--meta", "k=v")
     assert result.stdout.strip() == ("film/characters/mara@1 unchanged: same files and inputs as the latest version "
                                      "(use --new-version to publish anyway)")
@@ -173,16 +174,10 @@ def test_cli_says_unchanged_and_new_version_forces(run, files, db_url):
     assert (again["reused"], again["number"], again["id"]) == (True, 1, first["id"])
     status = run("publish", "film", "characters/mara", art, "--meta", "k=v", "--status", "approved").stdout
     assert "@1 unchanged" in status and "it stays wip (change that with `backlot set-status`)" in status
-    assert _scalar(db_url, "SELECT count(*) FROM events") == events
+    assert rows(db_url, "SELECT count(*) FROM events") == events
     assert "published film/characters/mara@2" in run("publish", "film", "characters/mara", art, "--meta", "k=v",
                                                      "--new-version").stdout
     assert "published film/characters/mara@3" in run("publish", "film", "characters/mara", art).stdout
-    assert _scalar(db_url, "SELECT count(*) FROM versions") == 3
+    assert rows(db_url, "SELECT count(*) FROM versions") == 3
 
 
-def _scalar(db_url, sql):
-    engine = create_engine(db_url)
-    with engine.connect() as conn:
-        value = conn.execute(text(sql)).scalar()
-    engine.dispose()
-    return value
