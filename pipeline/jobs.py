@@ -50,6 +50,8 @@ class JobRecord(_Record):
     created_at: datetime
     updated_at: datetime
     waiting_for: str | None = None  # for a queued job that cannot run yet: what it waits for, in words
+    started_at: datetime | None = None  # the last attempt's claim
+    finished_at: datetime | None = None
 
 
 def _record(job: Job, project: str, waiting_for: str | None = None) -> JobRecord:
@@ -59,7 +61,7 @@ def _record(job: Job, project: str, waiting_for: str | None = None) -> JobRecord
     return JobRecord(job.id, project, job.kind.value, state, job.queue, job.params, job.idempotency_key,
                      job.attempts, job.max_attempts, job.progress, job.progress_note, job.depends_on_id, job.batch,
                      job.result_version_id, job.error, job.traceback, job.worker, job.created_at, job.updated_at,
-                     waiting_for)
+                     waiting_for, job.started_at, job.finished_at)
 
 
 def _now() -> datetime:
@@ -221,7 +223,7 @@ def claim_job(session: Session, job_id: int, worker: str, *, stale_after: float)
         job.state, job.error, job.updated_at = JobState.failed, job.error or "out of attempts", _now()
         return None
     job.state, job.worker, job.attempts = JobState.running, worker, job.attempts + 1
-    job.heartbeat_at = job.updated_at = _now()
+    job.heartbeat_at = job.updated_at = job.started_at = _now()
     return job
 
 
@@ -243,9 +245,11 @@ def finish_job(session: Session, job_id: int, version_id: int) -> None:
     job.state, job.result_version_id, job.progress = JobState.done, version_id, 1.0
     job.error = job.traceback = None
     job.finished_at = job.updated_at = _now()
-    # Dependents become runnable now: their re-send clock starts here.
+    # Dependents become runnable now. One already marked dispatched (a message sent before this
+    # job was done, or a chain from an older Backlot) may have no message left: queued again, so
+    # that the caller's `take_due` sends it at once; a second message for it is harmless (claim).
     session.execute(update(Job).where(Job.depends_on_id == job_id, Job.state == JobState.dispatched)
-                    .values(updated_at=_now()))
+                    .values(state=JobState.queued, updated_at=_now()))
     record_event(session, job.project_id, EventKind.job_finished, job.created_by, version_id,
                  job_id=job.id, job_kind=job.kind.value, state="done")
 
@@ -262,12 +266,6 @@ def fail_attempt(session: Session, job_id: int, error: str, traceback: str, *, f
                      job_id=job.id, job_kind=job.kind.value, state="failed", error=error)
     else:
         job.state = JobState.queued
-
-
-def mark_dispatched(session: Session, job_ids: list[int]) -> None:
-    """Jobs about to be sent as one Celery canvas (a chain): the dispatcher leaves them be."""
-    session.execute(update(Job).where(Job.id.in_(job_ids), Job.state == JobState.queued)
-                    .values(state=JobState.dispatched, updated_at=_now()))
 
 
 def requeue(session: Session, job_ids: list[int]) -> None:

@@ -13,7 +13,8 @@ Staleness (docs/stale.md):
 
 Jobs: `job_dependencies` lists what a job waits for besides `depends_on_id` (the shot before
 it in a chain): each a job that must be done and, with `approval`, whose result must be
-approved. `retrain_adapter` is the job kind that replays an adapter's training recipe.
+approved. `retrain_adapter` is the job kind that replays an adapter's training recipe; `jobs.started_at`
+is when its last attempt was claimed (so a job's own time is `finished_at - started_at`).
 A status change of a version NOTIFYs `backlot_jobs`, which wakes the dispatcher so that a
 job waiting for an approval is released at once.
 
@@ -215,6 +216,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('job_id', 'depends_on_id', name=op.f('pk_job_dependencies')),
     )
     op.create_index('ix_job_dependencies_depends_on_id', 'job_dependencies', ['depends_on_id'])
+    op.add_column('jobs', sa.Column('started_at', sa.DateTime(timezone=True), nullable=True))
     op.execute(FUNCTIONS_SQL)
     op.execute("SELECT backlot_rebuild_lineage_cache()")
 
@@ -224,6 +226,7 @@ def downgrade() -> None:
     op.execute(_previous_functions())
     op.execute(DROP_HELPERS_SQL)
     op.execute("SELECT backlot_rebuild_lineage_cache()")
+    op.drop_column('jobs', 'started_at')
     op.drop_index('ix_job_dependencies_depends_on_id', table_name='job_dependencies')
     op.drop_table('job_dependencies')
     op.drop_constraint(op.f('ck_projects_adapter_approval_valid'), 'projects', type_='check')

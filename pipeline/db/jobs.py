@@ -68,6 +68,7 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
     heartbeat_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]  # when the last attempt was claimed
     finished_at: Mapped[datetime | None]
 
 

@@ -130,8 +130,7 @@ def _train(code: str, base: str, art: list[str], name: str, key: str) -> str:
 
 
 def _render_all(code: str, base: str, adapter: str) -> list[str]:
-    from backlot.services.worker.app import create_app
-    from backlot.services.worker.submit import send_chains, submit_render
+    from backlot.services.worker.submit import submit_render
 
     with backlot.session() as s:
         shots = [shot.code for shot in backlot.list_shots(s, code)]
@@ -142,7 +141,7 @@ def _render_all(code: str, base: str, adapter: str) -> list[str]:
                                 key=f"{code}:render:{shot}", depends_on=previous)
             chain.append(job)
             previous = job.id
-    send_chains(create_app(), [chain])
+    _dispatch()  # the first shot goes now; each next one when the one before it is done
     done = _wait([j.id for j in chain], f"rendering {len(shots)} shots in editorial order")
     with backlot.session() as s:
         for record in done:

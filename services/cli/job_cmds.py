@@ -54,9 +54,19 @@ def jobs_list(ctx: typer.Context, project: Optional[str] = typer.Option(None),
     if json_:
         emit_json([r.to_dict() for r in rows])
         return
-    emit_table("Jobs", ["id", "project", "kind", "state", "progress", "attempts", "result", "waits for / error"],
+    emit_table("Jobs", ["id", "project", "kind", "state", "progress", "attempts", "result", "why / error"],
                [(r.id, r.project, r.kind, r.state, f"{r.progress:.0%}", f"{r.attempts}/{r.max_attempts}",
-                 r.result_version_id, r.waiting_for or (r.error or "")[:80]) for r in rows])
+                 r.result_version_id, _why(r)) for r in rows])
+
+
+def _why(job) -> str:
+    """Why a job is where it is: what it waits for, when it was (re-)sent, or its error."""
+    if job.waiting_for:
+        return f"waits for {job.waiting_for}"
+    if job.state == "dispatched":
+        sent = "re-sent" if job.attempts else "sent"
+        return f"{sent} at {job.updated_at:%H:%M:%S}, not taken by a worker yet"
+    return (job.error or "")[:80]
 
 
 @jobs_app.command("cancel")

@@ -6,7 +6,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from celery import chain, group
 from sqlalchemy import text
 
 import backlot
@@ -99,25 +98,6 @@ def _job_params(item: PlanItem, job_of: dict[str, int], approval: str) -> dict:
     return params
 
 
-def send_chains(app, chains: Sequence[Sequence[jobs.JobRecord]]) -> None:
-    """A Celery chain per sequence (order matters for continuity), a group across sequences.
-
-    Marked dispatched and committed first, then sent (the outbox order); if sending fails they
-    go back to queued and the dispatcher sends them one by one as their dependencies finish.
-    """
-    ids = [j.id for c in chains for j in c]
-    with backlot.session() as s:
-        jobs.mark_dispatched(s, ids)
-    canvas = group(chain(app.signature("backlot.run_job", args=[j.id], queue=j.queue, immutable=True) for j in c)
-                   for c in chains)
-    try:
-        canvas.apply_async()
-    except Exception:
-        with backlot.session() as s:
-            jobs.requeue(s, ids)
-        raise
-
-
 def regenerate(app, project: str, sequence: str | None = None) -> Regeneration:
     """Plan a regeneration and write its jobs in one transaction, then send what can run now;
     the rest is sent by the worker that finishes what it waits for (or, for a review gate, by
@@ -134,4 +114,4 @@ def _key(prefix: str) -> str:
     return f"{prefix}:{uuid.uuid4().hex}"
 
 
-__all__ = ["Regeneration", "regenerate", "send_chains", "submit_regeneration", "submit_render", "submit_training"]
+__all__ = ["Regeneration", "regenerate", "submit_regeneration", "submit_render", "submit_training"]

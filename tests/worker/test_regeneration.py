@@ -4,6 +4,7 @@ queues its work once, and a killed worker does not make anything twice."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from sqlalchemy import func, select
@@ -84,7 +85,7 @@ def test_one_run_retrains_the_stale_adapter_then_remakes_its_shots(studio, start
     assert again.jobs == [] and again.in_flight == {}
 
 
-def test_a_review_gate_holds_the_shots_until_the_adapter_is_approved(studio, start_worker, tmp_path):
+def test_a_review_gate_holds_the_shots_until_the_adapter_is_approved(studio, start_worker, tmp_path, run):
     _first_pass(studio, tmp_path, approval="review")
     start_worker()
     result = _regenerate()
@@ -103,6 +104,13 @@ def test_a_review_gate_holds_the_shots_until_the_adapter_is_approved(studio, sta
     # A second request while the first waits starts nothing new.
     again = _regenerate()
     assert again.jobs == [] and set(again.in_flight.values()) == {j.id for j in renders}
+    listed = {j["id"]: j for j in json.loads(run("jobs", "--project", "film", "--json").stdout)}
+    assert listed[renders[0].id]["waiting_for"] == f"approval of {adapter2.ref} (job {retrain.id})"
+    assert listed[renders[1].id]["waiting_for"].startswith(f"job {renders[0].id} (")
+    stale = json.loads(run("stale", "film", "--json").stdout)
+    assert {s["awaiting_review"] for s in stale if s["asset"] == "adapters/mara"} == {adapter2.ref}
+    regen = run("regen", "run", "film", "--no-wait")
+    assert "already in flight" in " ".join(regen.stdout.split())
 
     approved_at = time.monotonic()
     with backlot.session() as s:
