@@ -8,6 +8,8 @@ to the broker. Nothing here knows about Celery.
 
 from __future__ import annotations
 
+import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Sequence
@@ -206,7 +208,8 @@ def claim_job(session: Session, job_id: int, worker: str, *, stale_after: float)
     job = session.get(Job, job_id, with_for_update=True)
     if job is None or job.state in (JobState.done, JobState.cancelled, JobState.failed):
         return None
-    if job.state == JobState.running and job.heartbeat_at and job.heartbeat_at > _now() - timedelta(seconds=stale_after):
+    if (job.state == JobState.running and job.heartbeat_at
+            and job.heartbeat_at > _now() - timedelta(seconds=stale_after) and not worker_is_gone(job.worker)):
         return None
     if job.depends_on_id is not None:
         parent = session.get(Job, job.depends_on_id)
@@ -225,6 +228,34 @@ def claim_job(session: Session, job_id: int, worker: str, *, stale_after: float)
     job.state, job.worker, job.attempts = JobState.running, worker, job.attempts + 1
     job.heartbeat_at = job.updated_at = job.started_at = _now()
     return job
+
+
+def worker_name(pid: int | None = None) -> str:
+    """HOST:PID:PIDNS, how a worker process signs the jobs it claims: enough for another process
+    on the same host, in the same PID namespace (not another container), to tell it is gone."""
+    return f"{socket.gethostname()}:{pid or os.getpid()}:{_pid_namespace()}"
+
+
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "?"
+
+
+def worker_is_gone(worker: str | None) -> bool:
+    """True when `worker` (see `worker_name`) ran on this host, in this PID namespace, and that
+    process no longer exists: its jobs need not wait for their heartbeat to go stale."""
+    host, pid, namespace = ((worker or "").rsplit(":", 2) + ["", "", ""])[:3]
+    if host != socket.gethostname() or not pid.isdigit() or namespace != _pid_namespace() or namespace == "?":
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def report_progress(session: Session, job_id: int, progress: float, note: str | None = None) -> bool:
@@ -333,6 +364,15 @@ def jobs_to_send(session: Session, *, stale_after: float, redispatch_after: floa
         (Job.state == JobState.running) & (Job.heartbeat_at < now - timedelta(seconds=stale_after)),
     )).order_by(Job.id).limit(limit).with_for_update(skip_locked=True))
     jobs = list(session.scalars(stmt))
+    jobs += _orphans(session, {job.id for job in jobs})
     for job in jobs:
         job.state, job.updated_at = JobState.dispatched, now
     return jobs
+
+
+def _orphans(session: Session, taken: set[int]) -> list[Job]:
+    """Running jobs whose worker process on this host is gone (killed): due now, not after
+    their heartbeat goes stale."""
+    here = select(Job).where(Job.state == JobState.running, Job.worker.like(f"{socket.gethostname()}:%"))
+    return [job for job in session.scalars(here.with_for_update(skip_locked=True))
+            if job.id not in taken and worker_is_gone(job.worker)]

@@ -59,6 +59,7 @@ def start_dispatch_loop(app) -> threading.Thread:
     """Dispatch every LOOP_EVERY seconds, and at once when a version's status changes (an
     approval can release jobs that wait for it: PostgreSQL NOTIFY on `backlot_jobs`)."""
     stop, wake = threading.Event(), threading.Event()
+    wake.set()  # a pass at start: what a dead worker left, or what was queued meanwhile, goes now
 
     def loop() -> None:
         while not stop.is_set():

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 import traceback as tb
 
@@ -26,7 +25,7 @@ from backlot.services.worker.app import app
 from backlot.services.worker.dispatch import STALE_AFTER, send, take_due
 
 log = logging.getLogger("backlot.worker")
-WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
+WORKER_NAME = jobs.worker_name()  # the worker's main process (a killed group is seen as gone at once)
 HEARTBEAT_EVERY = 1.0
 
 

@@ -1,6 +1,6 @@
 """Benchmark: crash recovery of a chain of shot renders run by real worker processes.
 
-    .venv/bin/python -m tests.benchmarks.bench_recovery [--shots 10] [--frames 6] [--steps 4]
+    .venv/bin/python -m tests.benchmarks.bench_recovery [--shots 10] [--frames 48] [--steps 8]
 
 The time to finish an N-shot chain (each render waits for the one before it: `depends_on`)
 after a worker is killed in the middle of the chain's second render, compared with the same
@@ -13,14 +13,14 @@ per chain (same shot codes, same settings, so that every chain renders the same 
 1. "before": worker A (warmed by one render outside the chain) runs the chain; no crash.
 2. "crash": worker A starts the chain; at job 2's first progress beat (mid-render: >= 1 s in,
    some frames made) A's process group gets SIGKILL and worker B starts (cold) with
-   BACKLOT_JOB_STALE_S=10; B's dispatcher re-sends job 2 once its heartbeat is that old, and
-   the chain goes on.
+   BACKLOT_JOB_STALE_S=10; B's dispatcher, in its first pass, finds job 2's worker process gone
+   (same host) and re-sends it (on another host: once its heartbeat is that old), and the
+   chain goes on.
 3. "after": worker B (now warm) runs the chain again; no crash.
 
 A chain's clock runs from just before `dispatch` until the last job's `finished_at`; the jobs
 are written before it. The crash chain's time includes everything a crash costs: the lost part
-of the killed render, worker B's start and model load, and the stale-heartbeat wait (which is
-most of it). The no-crash figure is the mean of (1) and (3), which brackets the crash run in
+of the killed render, worker B's start and model load, and finding job 2's worker dead. The no-crash figure is the mean of (1) and (3), which brackets the crash run in
 time on a machine whose load drifts. BACKLOT_JOB_REDISPATCH_S and BACKLOT_DISPATCH_EVERY_S are
 left at their defaults (300 s, 5 s) unless --dispatch-every is given.
 """
@@ -153,8 +153,8 @@ def run_crash(app, worker: Worker, new_worker, shots: int, steps: int, timeout: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shots", type=int, default=10)
-    parser.add_argument("--frames", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--frames", type=int, default=48, help="frames per render: enough for a render to be killed in its middle")
+    parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--stale", type=float, default=10, help="BACKLOT_JOB_STALE_S of the worker started after the crash")
     parser.add_argument("--dispatch-every", type=float, default=None,
                         help="BACKLOT_DISPATCH_EVERY_S of the workers (default: the shipped 5 s)")

@@ -63,11 +63,10 @@ def _check_made_once_in_order(records) -> None:
 def test_after_a_crash_the_rest_of_the_chain_follows_at_once(studio, start_worker, monkeypatch):
     monkeypatch.setenv("BACKLOT_JOB_REDISPATCH_S", "300")  # the default: must not be what recovery waits for
     monkeypatch.setenv("BACKLOT_JOB_STALE_S", "10")
-    ids = _chain(6, frames=6, steps=4)
+    ids = _chain(6, frames=12, steps=6)  # a render long enough to be caught in the middle
     first = start_worker()
     _dispatch_now()
     wait_until(lambda: _state(ids[1]) == "running", timeout=120)
-    time.sleep(0.5)
     first.kill()
     restarted = time.monotonic()
     start_worker()
