@@ -129,3 +129,14 @@ def test_demo_runs_end_to_end_through_a_real_worker(run, db_url, tmp_path):
     versions = json.loads(run("versions", "demo/shots/sq010_sh0100/main", "--json").stdout)
     assert [v["number"] for v in versions] == [1, 2]
     assert {i["role"] for i in versions[1]["inputs"]} >= {"continuity", "adapter", "regenerated_from", "base_model"}
+
+
+def test_adapter_approval_setting_and_regen_bad_input(run, db_url):
+    run("project", "create", "film")
+    refused = run("project", "set-adapter-approval", "film", "sometimes", code=2)
+    assert "adapter approval 'sometimes' is not one of: review, auto" in refused.stderr
+    assert json.loads(run("project", "list", "--json").stdout)[0]["adapter_approval"] == "review"
+    run("project", "set-adapter-approval", "film", "auto")
+    assert json.loads(run("project", "list", "--json").stdout)[0]["adapter_approval"] == "auto"
+    assert "no project 'nope'" in run("regen", "plan", "nope", code=2).stderr
+    assert json.loads(run("regen", "plan", "film", "--json").stdout) == []
