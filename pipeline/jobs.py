@@ -72,12 +72,10 @@ def _now() -> datetime:
 
 def request_job(session: Session, project: str, kind: str | JobKind, params: dict[str, Any], *,
                 idempotency_key: str, depends_on: int | None = None, batch: str | None = None,
-                waits_for: Sequence[tuple[int, bool]] = (), max_attempts: int = 3,
-                actor: str | None = None) -> JobRecord:
+                max_attempts: int = 3, actor: str | None = None) -> JobRecord:
     """A new queued job, or the existing one with the same idempotency key (same kind and params).
-
-    It runs once `depends_on` (the job before it in a chain) and every job of `waits_for` are
-    done; a `(job_id, True)` entry also waits for that job's result to be approved."""
+    It runs once `depends_on` (the job before it in a chain) is done; jobs that wait for several
+    others, or for an approval, are written by `request_jobs`."""
     job_kind = parse_choice(JobKind, kind, "job kind")
     if not idempotency_key:
         raise InvalidInputError("a job needs an idempotency key")
@@ -90,17 +88,14 @@ def request_job(session: Session, project: str, kind: str | JobKind, params: dic
     if job.kind != job_kind or job.params != params:
         raise ConflictError(f"idempotency key {idempotency_key!r} is already used by job {job.id} "
                             "with other parameters")
-    if waits_for:
-        session.execute(pg_insert(JobDependency).values(
-            [{"job_id": job.id, "depends_on_id": other, "approval": approval} for other, approval in waits_for]
-        ).on_conflict_do_nothing())
     return _record(job, project)
 
 
 @dataclass(frozen=True)
 class NewJob:
     """One job of a batch written at once (`request_jobs`); `id` from `reserve_job_ids`, so that
-    jobs of the batch can wait for each other."""
+    jobs of the batch can wait for each other. A `(job_id, True)` entry of `waits_for` also
+    waits for that job's result to be approved."""
 
     id: int
     kind: JobKind

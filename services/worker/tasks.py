@@ -106,7 +106,7 @@ def execute(kind: JobKind, project: str, params: dict, job_id: int,
             version = gen.publish_render(s, project, params["shot"], plan, idempotency_key=key,
                                          progress=lambda n: beat(n / plan.frame_count, f"frame {n}/{plan.frame_count}"))
         elif kind == JobKind.retrain_adapter:
-            steps = max(1, int((params.get("steps") or 1)))
+            steps = max(1, int((backlot.get_version(s, params["source"]).recipe or {}).get("steps", 1)))
             version = gen.retrain_adapter(s, params["source"], inputs=_swaps(s, params), idempotency_key=key,
                                           progress=lambda step, loss: beat(min(step / steps, 0.99), f"loss {loss:.4f}"))
             if params.get("approval") == "auto" and version.status != "approved":
