@@ -7,16 +7,23 @@ from pathlib import Path
 
 import pytest
 
-# The real production EDLs live beside the repository (../shared), or where BACKLOT_EDITORIAL_SAMPLES says.
-SAMPLES = Path(os.environ.get("BACKLOT_EDITORIAL_SAMPLES")
-               or Path(__file__).resolve().parents[2].parent / "shared" / "editorial-samples" / "sg-otio")
+# Real production EDLs (Apache-2.0, see samples/README.md) ship beside the tests. A larger set
+# is optional: BACKLOT_EDITORIAL_SAMPLES, or the sg-otio folder beside the repository.
+SAMPLES = Path(__file__).resolve().parent / "samples"
+MORE_SAMPLES = Path(os.environ.get("BACKLOT_EDITORIAL_SAMPLES")
+                    or Path(__file__).resolve().parents[2].parent / "shared" / "editorial-samples" / "sg-otio")
 
 
 @pytest.fixture(scope="session")
 def samples() -> Path:
-    if not SAMPLES.is_dir():
-        pytest.skip(f"editorial samples not found at {SAMPLES}")
     return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def more_samples() -> Path:
+    if not MORE_SAMPLES.is_dir():
+        pytest.skip(f"the larger sample set is optional and not found at {MORE_SAMPLES} (set BACKLOT_EDITORIAL_SAMPLES)")
+    return MORE_SAMPLES
 
 
 class EdlWriter:

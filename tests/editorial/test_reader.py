@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 
 import opentimelineio as otio
 import pytest
@@ -157,22 +158,30 @@ def test_reader_options_pass_through(samples, edl):
 # -- real files --------------------------------------------------------------------------------
 
 
-def sample_files():
-    from tests.editorial.conftest import SAMPLES
+def sample_files() -> list[Path]:
+    """The shipped samples, and the larger optional set where it is present (each name once)."""
+    from tests.editorial.conftest import MORE_SAMPLES, SAMPLES
 
-    return sorted(p.name for p in SAMPLES.glob("*") if p.suffix in (".edl", ".xml")) if SAMPLES.is_dir() else []
+    found: dict[str, Path] = {}
+    for folder in (SAMPLES, MORE_SAMPLES):
+        if folder.is_dir():
+            for p in sorted(folder.glob("*")):
+                if p.suffix in (".edl", ".xml"):
+                    found.setdefault(p.name, p)
+    return list(found.values())
 
 
-@pytest.mark.parametrize("name", sample_files())
-def test_every_sample_reads_or_fails_clearly(samples, name):
+@pytest.mark.parametrize("path", sample_files(), ids=lambda p: p.name)
+def test_every_sample_reads_or_fails_clearly(path):
+    name = path.name
     try:
-        otio.adapters.read_from_file(str(samples / name), rate=24) if name.endswith(".edl") else \
-            otio.adapters.read_from_file(str(samples / name))
+        otio.adapters.read_from_file(str(path), rate=24) if name.endswith(".edl") else \
+            otio.adapters.read_from_file(str(path))
         otio_reads = True
     except Exception:  # noqa: BLE001 - only asking whether OTIO reads it
         otio_reads = False
     try:
-        cut = flatten_cut(read_cut_file(samples / name, default_rate=Fraction(24)))
+        cut = flatten_cut(read_cut_file(path, default_rate=Fraction(24)))
     except CutInputError as exc:
         assert not otio_reads or "no video" in str(exc), f"OTIO reads {name}, Backlot must too: {exc}"
         assert str(exc).startswith(name)
