@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+
+# Idle OpenMP threads sleep (see backlot.generation.device): set before any test imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import tempfile
 import traceback
 import uuid

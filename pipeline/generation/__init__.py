@@ -9,6 +9,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from backlot.generation.device import let_idle_threads_sleep
+
+let_idle_threads_sleep()  # before anything here imports torch (see device.py)
+
 _EXPORTS = {
     "register_model": "models", "build_and_register_tiny": "models", "check_diffusers_folder": "models",
     "version_folder": "models", "build_tiny_pipeline": "tiny",

@@ -47,6 +47,18 @@ class Device:
         return getattr(torch, self.dtype)
 
 
+def let_idle_threads_sleep() -> None:
+    """Make OpenMP threads sleep when idle instead of spinning; call before torch is imported.
+
+    PyTorch's CPU kernels run in OpenMP teams whose idle threads spin by default. With one
+    other CPU-bound process on the machine, each small kernel then waits for a teammate that
+    lost its core: a tiny-model render went from 0.6 s to 16 s on 2 cores. Sleeping threads
+    keep it at ~1.2 s. The wait policy never changes the bytes computed (checked in
+    tests/generation), so it is not part of the recipe; OMP_WAIT_POLICY set by the user wins.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def pick_device() -> Device:
     import torch
 
