@@ -111,9 +111,11 @@ print("both imported")
 """
 
 
-@pytest.mark.slow
-def test_wheel_installs_beside_a_studio_pipeline_package(wheel, tmp_path):
-    venv = tmp_path / "fresh"
+@pytest.fixture(scope="module")
+def installed(wheel, tmp_path_factory) -> Path:
+    """A fresh venv with the wheel installed (not editable) beside a studio `pipeline` package;
+    returns its python."""
+    venv = tmp_path_factory.mktemp("fresh") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True)
@@ -125,7 +127,43 @@ def test_wheel_installs_beside_a_studio_pipeline_package(wheel, tmp_path):
     # Backlot's dependencies come from the test venv's site-packages, appended after the fresh
     # venv's own (a plain path line: that folder's .pth files, such as the editable finder, are not run).
     (site / "zz_backlot_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    result = subprocess.run([python, "-c", STUDIO_CHECK], cwd=tmp_path, env=env, capture_output=True, text=True)
+    return python
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "DATABASE_URL", "BACKLOT_STORE", "BROKER_URL")}
+    return {**env, **extra}
+
+
+@pytest.mark.slow
+def test_wheel_installs_beside_a_studio_pipeline_package(installed, tmp_path):
+    result = subprocess.run([installed, "-c", STUDIO_CHECK], cwd=tmp_path, env=_clean_env(), capture_output=True,
+                            text=True)
     assert result.returncode == 0, result.stderr
     assert "both imported" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_installed_cli_runs_a_production_from_any_folder(installed, tmp_path):
+    """The wheel's `backlot`, run outside the checkout with a fresh home: its own embedded
+    database (migrated from the wheel's revisions), the shipped demo cut (package data)."""
+    backlot = installed.parent / "backlot"
+    env = _clean_env(BACKLOT_HOME=str(tmp_path / "home"), HOME=str(tmp_path))
+    cut = subprocess.run([installed, "-c", "from backlot.services.cli.demo import CUT_FILE; print(CUT_FILE)"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert "site-packages" in cut
+
+    def run(*args: str) -> str:
+        done = subprocess.run([backlot, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"backlot {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    try:
+        run("project", "create", "smoke", "--fps", "24")
+        imported = run("cut", "import", "smoke", cut, "--create-shots")
+        assert "sq010" in run("shot", "list", "smoke")
+        assert imported.strip()
+    finally:
+        subprocess.run([backlot, "db", "stop"], cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    assert (tmp_path / "home" / "postgres").is_dir() and not (ROOT / ".backlot").exists()

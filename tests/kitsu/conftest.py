@@ -3,6 +3,7 @@ TCP relay between them that a test can break (a server going away, an upload cut
 
 from __future__ import annotations
 
+import shutil
 import socket
 import tempfile
 import threading
@@ -46,6 +47,7 @@ def zou(pg_server):
     finally:
         server.stop()
         redis.stop()
+        shutil.rmtree(folder, ignore_errors=True)  # a short path of our own (socket paths), so ours to remove
 
 
 @pytest.fixture
