@@ -56,8 +56,9 @@ def status_for(exc: BacklotError) -> int:
 def respond(request: Request, status: int, message: str, details: list[dict[str, Any]] | None = None,
             headers: dict[str, str] | None = None) -> Response:
     if _is_page(request):
-        if status == 401:
-            return RedirectResponse(f"/review/login?reason={_quote(message)}", status_code=303)
+        if status == 401:  # the sign-in form, with a note for a person only when a token stopped working
+            ended = request.cookies.get("backlot_token") or request.headers.get("authorization")
+            return RedirectResponse("/review/login?reason=ended" if ended else "/review/login", status_code=303)
         return HTMLResponse(_error_page(status, message), status_code=status, headers=headers)
     return JSONResponse(ErrorBody(error=message, details=details).model_dump(exclude_none=True), status_code=status,
                         headers=headers)
@@ -133,14 +134,9 @@ def _is_page(request: Request) -> bool:
     return request.url.path == "/review" or request.url.path.startswith("/review/")
 
 
-def _quote(text: str) -> str:
-    from urllib.parse import quote
-
-    return quote(text[:300], safe="")
-
-
 def _error_page(status: int, message: str) -> str:
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{status} · Backlot</title>"
-            f"<link rel=stylesheet href=/review/static/review.css></head><body><main class=error>"
+            f"<link rel=stylesheet href=/review/static/review.css>"
+            f"<link rel=icon href=/review/static/favicon.svg type=image/svg+xml></head><body><main class=error>"
             f"<h1>{status}</h1><p>{html.escape(message)}</p><p><a href=/review>Back to the review page</a></p>"
             f"</main></body></html>")

@@ -128,3 +128,34 @@ def test_publish_by_upload(live, production):
         assert body["inputs"][0]["ref"] == f"{p}/characters/mara@1" and body["recipe"] == {"seed": 4}
         front = next(f for f in body["files"] if f["path"] == "sheets/front.png")
         assert c.get(front["url"]).content == b"front"
+
+
+def test_favicon_is_served_and_linked(live):
+    with live.client() as c:
+        ico = c.get("/favicon.ico")
+        assert ico.status_code == 200 and ico.headers["content-type"] == "image/vnd.microsoft.icon"
+        assert ico.content[:4] == b"\x00\x00\x01\x00" and int.from_bytes(ico.content[4:6], "little") >= 2  # ICO, sizes
+        svg = c.get("/review/static/favicon.svg")
+        assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
+        assert svg.text.startswith("<svg") and "viewBox" in svg.text
+        login = c.get("/review/login").text
+        assert '<link rel="icon" href="/review/static/favicon.svg" type="image/svg+xml">' in login
+        assert c.get("/review/static/favicon.ico").status_code in (404, 422)  # only what STATIC names
+
+
+def test_login_page_speaks_to_a_person(live, production):
+    """Nothing technical before the reviewer acts; an ended sign-in says so; a link cannot put words on the page."""
+    with live.client() as c:
+        first = c.get(f"/review/{production.code}/shots/sq010_sh0020", follow_redirects=False)
+        assert first.status_code == 303 and first.headers["location"] == "/review/login"
+        page = c.get("/review/login").text
+        assert 'role="alert"' not in page and "Bearer" not in page and "no API token" not in page
+        assert "Sign in" in page and 'name="token"' in page
+        crafted = c.get("/review/login", params={"reason": "Your account is locked: call 555-0100"}).text
+        assert "555-0100" not in crafted and 'role="alert"' not in crafted
+        refused = c.post("/review/login", data={"token": "blt_" + "A" * 43})
+        assert refused.status_code == 401 and "not accepted" in refused.text and "Bearer" not in refused.text
+    with live.client(cookies={"backlot_token": "blt_" + "A" * 43}) as c:
+        ended = c.get(f"/review/{production.code}", follow_redirects=False)
+        assert ended.status_code == 303 and ended.headers["location"] == "/review/login?reason=ended"
+        assert "sign-in has ended" in c.get(ended.headers["location"]).text

@@ -33,7 +33,9 @@ from backlot.services.api.routes.media import media_type
 
 router = APIRouter(tags=["review"], include_in_schema=True)
 SHEET_PAGE = 200
-STATIC = {"review.css": "text/css; charset=utf-8", "review.js": "text/javascript; charset=utf-8"}
+STATIC = {"review.css": "text/css; charset=utf-8", "review.js": "text/javascript; charset=utf-8",
+          "favicon.svg": "image/svg+xml"}
+TOKEN_SHAPE = re.compile(r"^blt_[A-Za-z0-9_-]{43}$")  # what `backlot token create` prints
 IMAGE = re.compile(queries.IMAGE_RE, re.IGNORECASE)
 THUMB = re.compile(queries.THUMB_RE, re.IGNORECASE)
 Code = Annotated[str, Path(pattern=CODE_RE.pattern, max_length=64)]
@@ -51,7 +53,9 @@ def html(body: str, status: int = 200) -> HTMLResponse:
 
 @router.get("/review/login", response_class=HTMLResponse, openapi_extra=public())
 def login_page(reason: Annotated[str | None, Query(max_length=300)] = None) -> HTMLResponse:
-    return html(render.login_form(reason))
+    """The sign-in form. `reason` is a code (render.SIGN_IN_REASONS), never text shown as is: a link
+    cannot put words on this page, and an unknown code shows the plain form."""
+    return html(render.login_form(render.SIGN_IN_REASONS.get(reason or "")))
 
 
 @router.post("/review/login", response_class=HTMLResponse, openapi_extra=public())
@@ -59,8 +63,10 @@ def login(request: Request, session: DbSession, token: Annotated[str, Form(max_l
     """Check the token and keep it in an HttpOnly cookie for the review pages."""
     try:
         principal = authenticate(session, token.strip())
-    except AuthenticationError as exc:
-        return html(render.login_form(str(exc)), status=401)
+    except AuthenticationError:
+        # The API's message is for scripts; a person gets what to check and whom to ask.
+        shape = TOKEN_SHAPE.match(token.strip())
+        return html(render.login_form(render.TOKEN_REFUSED if shape else render.TOKEN_MISSHAPEN), status=401)
     response = RedirectResponse(f"/review/{principal.project}", status_code=303)
     response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", path="/",
                         secure=request.url.scheme == "https", max_age=12 * 3600)
@@ -75,12 +81,19 @@ def logout() -> Response:
 
 
 @router.get("/review/static/{name}", openapi_extra=public(), response_class=Response)
-def static(name: Annotated[str, Path(pattern=r"^[a-z]+\.(css|js)$")]) -> Response:
-    """The page's stylesheet and script, from the package (never a path on disk built from the URL)."""
+def static(name: Annotated[str, Path(pattern=r"^[a-z]+\.(css|js|svg)$")]) -> Response:
+    """The page's stylesheet, script and icon, from the package (never a path on disk built from the URL)."""
     if name not in STATIC:
         raise NotFoundError(f"no static file {name!r}")
     body = resources.files("backlot.services.api.review").joinpath("static", name).read_bytes()
     return Response(body, media_type=STATIC[name], headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/favicon.ico", openapi_extra=public(), include_in_schema=False, response_class=Response)
+def favicon() -> Response:
+    """For what asks the site root for its icon (the pages link favicon.svg): no 404 in any log."""
+    body = resources.files("backlot.services.api.review").joinpath("static", "favicon.ico").read_bytes()
+    return Response(body, media_type="image/vnd.microsoft.icon", headers={"Cache-Control": "max-age=86400"})
 
 
 # -- pages --------------------------------------------------------------------------------

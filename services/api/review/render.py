@@ -27,19 +27,32 @@ def page(title: str, body: str, *, project: str | None = None, who: str | None =
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<title>{h(title)} · Backlot review</title><link rel="stylesheet" href="/review/static/review.css">'
+            f'<link rel="icon" href="/review/static/favicon.svg" type="image/svg+xml">'
             f'<script src="/review/static/review.js" defer></script></head>'
             f'<body>{header}<main>{body}</main></body></html>')
 
 
-def login_form(message: str | None = None, status: int = 200) -> str:
+# Written for a person at the sign-in form; the API's own messages are for scripts.
+SIGN_IN_REASONS = {"ended": "Your sign-in has ended: the token was withdrawn or has expired. "
+                            "Sign in again with a current token; your supervisor or pipeline team can give you one."}
+TOKEN_REFUSED = ("That token was not accepted. It may have been mistyped, withdrawn or expired: paste it again, "
+                 "or ask your supervisor or pipeline team for a new one.")
+TOKEN_MISSHAPEN = ("That does not look like a whole review token: a token starts with blt_ and is 47 characters "
+                   "long. Copy all of it and paste it again.")
+
+
+def login_form(message: str | None = None) -> str:
+    """The sign-in form: nothing but the form until the person acts; `message` is written for them."""
     alert = f'<p class="alert" role="alert">{h(message)}</p>' if message else ""
-    body = (f'<section class="login"><h1>Backlot review</h1>{alert}'
-            f'<form method="post" action="/review/login"><label>API token '
-            f'<input type="password" name="token" autocomplete="off" required placeholder="blt_…"></label>'
-            f'<button type="submit">Open</button></form>'
-            f'<p class="hint">Create one with <code>backlot token create --project P --role supervisor</code>.</p>'
-            f'</section>')
-    return page("Log in", body)
+    body = (f'<section class="login"><h1>Sign in to Backlot review</h1>{alert}'
+            f'<form method="post" action="/review/login"><label for="token">Your review token</label>'
+            f'<input id="token" type="password" name="token" autocomplete="off" required autofocus '
+            f'placeholder="blt_…"><button type="submit">Sign in</button></form>'
+            f'<p class="hint">No token yet? Ask your supervisor or pipeline team for one.</p>'
+            f'<details class="hint"><summary>For the pipeline team</summary>'
+            f'<code>backlot token create --project P --role supervisor</code> prints a token '
+            f'(viewer to look, supervisor to approve).</details></section>')
+    return page("Sign in", body)
 
 
 def status_badge(status: str | None, version_id: int | None = None) -> str:
