@@ -5,6 +5,11 @@ line and exits with code 2. Messages say what is wrong and what to do.
 """
 
 
+def article(word: str) -> str:
+    """`word` with its indefinite article, for messages: "an adapter", "a base_model"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 class BacklotError(Exception):
     """Base class for errors a user or script can act on."""
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from backlot.db import migrate
 from backlot.db.schema import Base
+from backlot.errors import ConflictError
 from tests.conftest import create_database, drop_database
 
 
@@ -65,6 +68,33 @@ def test_version_media_is_filled_in_for_existing_versions(template_url, tmp_path
         with engine.connect() as conn:
             rows = conn.execute(text("SELECT id, first_image, first_movie FROM versions ORDER BY id")).all()
         assert [tuple(r) for r in rows] == [(1, "f/f.1001.exr", "m.mov"), (2, None, None)]
+    finally:
+        engine.dispose()
+        drop_database(url)
+
+
+def test_project_codes_that_differ_only_in_case_stop_the_upgrade(template_url):
+    """0008 makes codes unique without regard to case; it names the clashes, merges nothing."""
+    url = create_database(template_url, "m", migrated=False)
+    engine = create_engine(url)
+    try:
+        migrate.upgrade(engine, "0007")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO projects (code, name, fps_num, fps_den, width, height, stale_policy, "
+                              "created_at) VALUES ('FILM', 'a', 24, 1, 1920, 1080, 'latest', now()), "
+                              "('film', 'b', 24, 1, 1920, 1080, 'latest', now()), "
+                              "('other', 'c', 24, 1, 1920, 1080, 'latest', now())"))
+        with pytest.raises(ConflictError) as raised:
+            migrate.upgrade(engine, "0008_project_code_case")
+        assert "FILM (id 1) and film (id 2)" in str(raised.value) and "other" not in str(raised.value)
+        with engine.connect() as conn:
+            assert migrate.current_revision(conn) == "0007"
+            assert conn.execute(text("SELECT count(*) FROM projects")).scalar() == 3
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE projects SET code = 'film2' WHERE id = 2"))
+        migrate.upgrade(engine, "0008_project_code_case")
+        with engine.begin() as conn, pytest.raises(IntegrityError, match="uq_projects_lower_code"):
+            conn.execute(text("UPDATE projects SET code = 'Other' WHERE id = 2"))
     finally:
         engine.dispose()
         drop_database(url)

@@ -40,6 +40,20 @@ def test_duplicate_project_is_a_conflict(session, film):
         backlot.create_project(session, "film")
 
 
+def test_project_codes_are_unique_without_regard_to_case(session, film, files):
+    with pytest.raises(ConflictError, match="'FILM' clashes with the existing project 'film'"):
+        backlot.create_project(session, "FILM")
+    assert [p.code for p in backlot.list_projects(session)] == ["film"]
+    # References name the project in any case and resolve to the stored code.
+    version = backlot.publish_version(session, "Film", "art", [files("a.png")], kind="concept_art")
+    assert version.ref == "film/art@1"
+    assert backlot.get_version(session, "FILM/art@1").ref == "film/art@1"
+    assert backlot.get_project(session, "fIlM").code == "film"
+    # The database refuses it too, whoever writes.
+    with pytest.raises(DBAPIError, match="uq_projects_lower_code"), session.begin_nested():
+        session.execute(text("INSERT INTO projects (code, name) VALUES ('FILM', 'x')"))
+
+
 @pytest.mark.parametrize("fps", ["0", "-24", "abc", "1/0"])
 def test_bad_frame_rates_are_refused(session, fps):
     with pytest.raises(InvalidInputError, match="frame rate"):

@@ -107,10 +107,12 @@ class Project(Base):
         CheckConstraint("fps_num > 0 AND fps_den > 0", name="fps_positive"),
         CheckConstraint("width > 0 AND height > 0", name="resolution_positive"),
         CheckConstraint("adapter_approval IN ('review', 'auto')", name="adapter_approval_valid"),
+        # Codes are unique without regard to case (references resolve either case): migration 0008.
+        Index("uq_projects_lower_code", text("lower(code)"), unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(64), unique=True)
+    code: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     # Frame rate as an exact fraction: 24000/1001, never 23.976.
     fps_num: Mapped[int] = mapped_column(Integer, server_default=text("24"))

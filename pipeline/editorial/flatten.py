@@ -34,6 +34,7 @@ from backlot.editorial import otio_json, otio_values
 from backlot.editorial.errors import CutInputError, Where
 from backlot.editorial.frames import _RATE_OF_FLOAT, NORMAL_SPEED, Retime, exact_rate, to_frames, used_source_range
 from backlot.editorial.reader import ReadResult
+from backlot.errors import article
 
 POLICY_VISIBLE = "visible"
 POLICY_ALL = "all"
@@ -296,7 +297,7 @@ def _item_duration(item: Any, rate: Fraction, where: "_LazyWhere") -> int:
         raise CutInputError(where(), "has no duration (no source range and no media range)") from None
     frames = _frames(duration, rate, where, "the duration")
     if frames < 0 or (frames == 0 and _kind(item) is _CLIP):
-        what = "the clip" if _kind(item) is _CLIP else f"a {type(item).__name__.lower()}"
+        what = "the clip" if _kind(item) is _CLIP else article(type(item).__name__.lower())
         raise CutInputError(where(), f"{what} has a {'zero' if frames == 0 else 'negative'} duration "
                                      f"({frames} frames): fix its source/record timecodes in the edit")
     return frames

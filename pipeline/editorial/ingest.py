@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from backlot.config import load_settings
 from backlot.db.cuts import CutChange, CutRevision
 from backlot.db.models import Event, EventKind, Project
-from backlot.editorial.diff import ShotChange, ShotCut, ShotUse, diff_cuts, summarize
+from backlot.editorial.diff import OMITTED, ShotChange, ShotCut, ShotUse, diff_cuts, summarize
 from backlot.editorial.errors import CutInputError, Where
 from backlot.editorial.flatten import CutClip, flatten_cut
 from backlot.editorial.frames import Retime, format_rate, frames_to_timecode, is_drop_frame_rate
@@ -56,6 +56,9 @@ from backlot.tracker.projects import _actor, find_project
 from backlot.tracker.records import _Record
 
 _LOCK_NAMESPACE = 0x0C07  # pg_advisory_xact_lock(namespace, project id): one import per project at a time
+# An import that drops more than this share of the previous revision's shots is worth a warning (a file cut
+# short at a line boundary reads as a valid, shorter cut); `max_omitted_share` makes it an error.
+OMISSION_WARNING_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,12 @@ class ImportResult(_Record):
     def summary(self) -> dict[str, int]:
         return summarize(self.changes)
 
+    @property
+    def omission(self) -> tuple[int, int]:
+        """(shots of the previous revision this one omits, shots the previous revision had)."""
+        previous = sum(1 for c in self.changes if c.old_position is not None)
+        return sum(1 for c in self.changes if OMITTED in c.kinds), previous
+
 
 @dataclass
 class _Item:
@@ -118,8 +127,11 @@ class _Item:
 def import_cut(session: Session, project: str, path: str | Path, *, options: ReadOptions = ReadOptions(),
                track_policy: str | None = None, first_frame: int | None = None, handles: int | None = None,
                create_shots: bool = False, name_unmatched: str | None = None, store: Store | None = None,
-               actor: str | None = None) -> ImportResult:
-    """Import an edit file as the project's next cut revision (see the module docstring)."""
+               actor: str | None = None, max_omitted_share: float | None = None) -> ImportResult:
+    """Import an edit file as the project's next cut revision (see the module docstring).
+
+    `max_omitted_share`: refuse (before anything is written) a revision that omits more than this
+    share of the previous revision's shots, e.g. OMISSION_WARNING_SHARE."""
     proj = find_project(session, project)
     rate = Fraction(proj.fps_num, proj.fps_den)
     settings = effective(get_settings(session, proj), track_policy=track_policy, first_frame=first_frame,
@@ -147,6 +159,8 @@ def import_cut(session: Session, project: str, path: str | Path, *, options: Rea
                                                    f"{proj.code} at {format_rate(rate)} fps: import it into a project "
                                                    "at that rate, or pass --rate if the file's rate is wrong")
         plan = _plan_import(session, proj, read, latest, latest_rows, settings, handles, name_unmatched)
+        if max_omitted_share is not None:
+            _check_omissions(plan, read.label, max_omitted_share)
         stored_hash = _store_original(store, path, read, stat)
         result = _write_import(session, proj, plan, key, stored_hash, create_shots, _actor(actor))
         del read, plan  # freed while the collector is off (see gc_paused)
@@ -168,6 +182,8 @@ class _ImportPlan:
     seen_before: set[str]  # new shots of this revision that an older one had
     omitted_ids: list[int]  # shots the previous revision had and this one drops
     versions: dict[int, ShotVersion]  # the current version of each existing shot in the cut
+    omitted_codes: set[str]  # shots the previous revision had and this one drops (existing or not)
+    previous_codes: int  # how many shots the previous revision had
     new_cuts: dict[str, ShotCut] = field(default_factory=dict)
     shots: dict[str, ShotPlan] = field(default_factory=dict)
 
@@ -198,15 +214,25 @@ def _plan_import(session: Session, proj: Project, read: ReadResult, latest: CutR
     omitted = list(_omitted_shot_ids(session, proj.id, old_codes - new_codes).values())
     versions = current_shot_versions(session, {existing[c].id for c in new_codes if c in existing}, media=False)
     _place_in_shot_frames(items, previous, existing, settings.first_frame)
-    return _ImportPlan(read, settings, handles, latest, items, existing, latest_rows, seen, omitted, versions)
+    return _ImportPlan(read, settings, handles, latest, items, existing, latest_rows, seen, omitted, versions,
+                       old_codes - new_codes, len(old_codes))
+
+
+def _check_omissions(plan: _ImportPlan, label: str, max_share: float) -> None:
+    omitted, previous = len(plan.omitted_codes), plan.previous_codes
+    if plan.latest is not None and previous and omitted / previous > max_share:
+        raise CutInputError(Where(label), f"omits {omitted} of the {previous} shots of revision "
+                                          f"{plan.latest.number} ({omitted / previous:.0%}, more than "
+                                          f"{max_share:.0%}): check that the file is complete; nothing was imported")
 
 
 def _write_import(session: Session, proj: Project, plan: _ImportPlan, key: str, stored_hash: str,
                   create_shots: bool, actor: str) -> ImportResult:
     """The writes, all in the caller's transaction: revision, items, change list, shots, event."""
     read, existing = plan.read, plan.existing
-    revision = _insert_revision(session, proj, read, key, plan.settings, plan.items, plan.latest, stored_hash,
-                                actor)
+    mapped = sum(1 for i in plan.items if i.match and (create_shots or i.match.code in existing))
+    revision = _insert_revision(session, proj, read, key, plan.settings, plan.items, mapped, plan.latest,
+                                stored_hash, actor)
     existing_ids = {code: shot.id for code, shot in existing.items()}
     with _writing(session) as write:
         write.copy("cut_items", _ITEM_COLUMNS, _item_lines(revision.id, plan.items))
@@ -214,8 +240,10 @@ def _write_import(session: Session, proj: Project, plan: _ImportPlan, key: str, 
         # the server stores the rows (no queries in here). New shots have no versions: the impact needs
         # only the existing ones.
         plan.work_out_shots()
+        # A shot that will not exist (not created) has nothing to render: no impact.
+        rendered = plan.shots if create_shots else {c: p for c, p in plan.shots.items() if c in existing}
         changes = diff_cuts(_shot_cuts_of_rows(plan.latest_rows), plan.new_cuts, plan.seen_before,
-                            _impact_of_shot(existing_ids, plan.shots, plan.versions))
+                            _impact_of_shot(existing_ids, rendered, plan.versions))
         write.copy("cut_changes", _CHANGE_COLUMNS, [_change_line(revision.id, change) for change in changes])
         shots = plan.shots
         changed_shots = [(existing[c], p) for c, p in shots.items() if c in existing]
@@ -484,7 +512,9 @@ def _store_original(store: Store | None, path: Path, read: ReadResult, before: o
 
 
 def _insert_revision(session: Session, proj: Project, read: ReadResult, key: str, settings: EditorialSettings,
-                     items: list[_Item], latest: CutRevision | None, stored_hash: str, actor: str) -> CutRevision:
+                     items: list[_Item], mapped: int, latest: CutRevision | None, stored_hash: str,
+                     actor: str) -> CutRevision:
+    """`mapped`: the clips whose shot exists once the import is written."""
     options = read.options.to_dict() | {"drop_frame": read.drop_frame}
     revision = CutRevision(
         project_id=proj.id, number=(latest.number if latest else 0) + 1, name=read.timeline.name or read.label,
@@ -492,7 +522,7 @@ def _insert_revision(session: Session, proj: Project, read: ReadResult, key: str
         adapter=read.adapter, reader_options=options, import_key=key, track_policy=settings.track_policy,
         fps_num=read.rate.numerator, fps_den=read.rate.denominator,
         record_in=min(i.clip.record_in for i in items), record_out_excl=max(i.clip.record_out_excl for i in items),
-        clip_count=len(items), matched_count=sum(1 for i in items if i.match),
+        clip_count=len(items), matched_count=mapped,
         previous_id=latest.id if latest else None, created_by=actor)
     session.add(revision)
     session.flush()

@@ -24,6 +24,7 @@ import opentimelineio as otio
 from backlot.editorial import otio_json
 from backlot.editorial.errors import CutInputError, Where, file_label
 from backlot.editorial.frames import exact_rate, format_rate
+from backlot.errors import article
 
 _EVENT_RE = re.compile(r"^\s*(\d{1,6})\s+(\S+)\s+(\S+)\s+(\S+)")
 _EVENT_NUMBER_RE = re.compile(r"^\s*(\d{1,6})\s")
@@ -210,7 +211,7 @@ def _reader_parameters(adapter: otio.adapters.Adapter) -> set[str]:
 def _decode_text(data: bytes, label: str, adapter: str) -> str:
     data = _strip_dos_padding(data)
     if b"\x00" in data:
-        raise CutInputError(Where(label), f"is a binary file, not a {adapter} text file")
+        raise CutInputError(Where(label), f"is a binary file, not {article(adapter)} text file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -233,7 +234,7 @@ def _pick_timeline(result: Any, wanted: str | None, label: str) -> otio.schema.T
         timelines = list(result.find_children(descended_from_type=otio.schema.Timeline, shallow_search=False)) \
             if hasattr(result, "find_children") else [c for c in result if isinstance(c, otio.schema.Timeline)]
     else:
-        raise CutInputError(Where(label), f"holds a {type(result).__name__}, not a timeline")
+        raise CutInputError(Where(label), f"holds {article(type(result).__name__)}, not a timeline")
     if wanted is not None:
         timelines = [t for t in timelines if t.name == wanted]
         if not timelines:

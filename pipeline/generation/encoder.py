@@ -8,11 +8,17 @@ nothing else. One helper per process is kept running; `python -m backlot.generat
 is the helper itself, reading one JSON request per line on stdin: `open`, then one `frame`
 per PNG as soon as it is written (so encoding overlaps rendering), then `close` (or `abort`),
 which alone is answered.
+
+The helper runs in a process group of its own and ignores SIGINT: a Ctrl-C at the terminal
+reaches only the process that started it, which aborts the preview and, as it exits, closes the
+helper's input and waits for it (no helper outlives its process, none prints a traceback).
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -101,11 +107,29 @@ def _running_helper() -> subprocess.Popen:
     global _helper
     if _helper is None or _helper.poll() is not None:
         _helper = subprocess.Popen([sys.executable, "-m", "backlot.generation.encoder"], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, text=True, bufsize=1)
+                                   stdout=subprocess.PIPE, text=True, bufsize=1, process_group=0)
     return _helper
 
 
+@atexit.register
+def _stop_helper(wait: float = 10.0) -> None:
+    """At exit: end of input tells the helper to stop; killed if it does not within `wait` seconds."""
+    helper = _helper
+    if helper is None or helper.poll() is not None:
+        return
+    try:
+        helper.stdin.close()
+    except OSError:
+        pass
+    try:
+        helper.wait(wait)
+    except subprocess.TimeoutExpired:
+        helper.kill()
+        helper.wait()
+
+
 def _serve() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (see the module docstring)
     from PIL import Image
 
     from backlot.generation.media import PreviewWriter

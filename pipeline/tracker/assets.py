@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from backlot.db.models import Asset, AssetKind, EventKind, Project, Shot
-from backlot.errors import ConflictError, NotFoundError
+from backlot.errors import ConflictError, NotFoundError, article
 from backlot.refs import check_asset_name
 from backlot.tracker.choices import parse_kind
 from backlot.tracker.events import record_event
@@ -39,7 +39,7 @@ def ensure_asset(session: Session, proj: Project, name: str, kind: str | AssetKi
     wanted = parse_kind(kind) if kind is not None else None
     if asset is not None:
         if wanted is not None and asset.kind != wanted:
-            raise ConflictError(f"asset {proj.code}/{name} is a {asset.kind.value}, not a {wanted.value}")
+            raise ConflictError(f"asset {proj.code}/{name} is {article(asset.kind.value)}, not {article(wanted.value)}")
         return asset
     if wanted is None:
         raise NotFoundError(f"no asset {name!r} in project {proj.code}: pass a kind to create it")

@@ -38,7 +38,8 @@ def _project_record(p: Project) -> ProjectRecord:
 
 
 def find_project(session: Session, code: str) -> Project:
-    project = session.scalar(select(Project).where(Project.code == code))
+    """The project whose code is `code` in any case (codes are unique without regard to case)."""
+    project = session.scalar(select(Project).where(func.lower(Project.code) == code.lower()))
     if project is None:
         raise NotFoundError(f"no project {code!r}: list them with `backlot project list`")
     return project
@@ -52,8 +53,12 @@ def create_project(session: Session, code: str, *, name: str | None = None, fps:
     if width <= 0 or height <= 0:
         raise InvalidInputError(f"resolution {width}x{height} is invalid: both must be positive")
     policy = parse_policy(stale_policy)
-    if session.scalar(select(Project.id).where(Project.code == code)) is not None:
+    existing = session.scalar(select(Project.code).where(func.lower(Project.code) == code.lower()))
+    if existing == code:
         raise ConflictError(f"project {code!r} already exists")
+    if existing is not None:
+        raise ConflictError(f"project {code!r} clashes with the existing project {existing!r}: codes are unique "
+                            f"without regard to case (refer to it as {existing!r}, or choose another code)")
     project = Project(code=code, name=name or code, fps_num=rate.numerator, fps_den=rate.denominator,
                       width=width, height=height, stale_policy=policy)
     session.add(project)

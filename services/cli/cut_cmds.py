@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+from rich.markup import escape
 
 import backlot
 from backlot.editorial import (
@@ -22,6 +23,7 @@ from backlot.editorial import (
     set_settings,
 )
 from backlot.editorial.frames import exact_rate
+from backlot.editorial.ingest import OMISSION_WARNING_SHARE
 from backlot.errors import InvalidInputError
 from backlot.services.cli.output import emit_json, emit_table, err, out, user_errors
 
@@ -43,31 +45,55 @@ def import_(
     tracks: Optional[str] = typer.Option(None, help="visible (top-most clips win), all, or a video track name/number."),
     first_frame: Optional[int] = typer.Option(None, help="Shot frame of a new shot's first frame (default 1001)."),
     handles: Optional[int] = typer.Option(None, help="Handles for the cut's shots (default: kept; new shots 8)."),
-    create_shots: bool = typer.Option(False, "--create-shots", help="Create shots for codes not in the project."),
+    create_shots: bool = typer.Option(True, "--create-shots/--no-create-shots",
+                                      help="Create the shots the cut names that the project lacks (the default), "
+                                           "or leave their clips without a shot."),
     name_unmatched: Optional[str] = typer.Option(None, help="Code for clips no rule maps, e.g. 'ed_{position:04d}'."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse a cut that omits more than "
+                                f"{OMISSION_WARNING_SHARE:.0%} of the previous revision's shots (else: a warning)."),
     json_: bool = JSON_OPT,
 ) -> None:
-    """Import a cut as the project's next revision: shots updated, change list stored."""
+    """Import a cut as the project's next revision: shots created or updated, change list stored."""
     with user_errors():
         options = ReadOptions(adapter, exact_rate(rate) if rate else None, ignore_timecode_mismatch, timeline,
                               tuple(sorted(_pairs(reader_option, "--reader-option"))))
-        with err.status(f"importing {file.name} into {project}"), backlot.session() as s:
+        with err.status(escape(f"importing {file.name} into {project}")), backlot.session() as s:
             result = import_cut(s, project, file, options=options, track_policy=tracks, first_frame=first_frame,
-                                handles=handles, create_shots=create_shots, name_unmatched=name_unmatched)
+                                handles=handles, create_shots=create_shots, name_unmatched=name_unmatched,
+                                max_omitted_share=OMISSION_WARNING_SHARE if strict else None)
+    warnings = _import_warnings(result, file.name)
+    for warning in warnings:
+        err.print(f"warning: {warning}", soft_wrap=True, markup=False)
     if json_:
-        emit_json(result.to_dict() | {"summary": result.summary})
+        emit_json(result.to_dict() | {"summary": result.summary, "warnings": warnings})
         return
     r = result.revision
     if not result.created:
-        out.print(f"{file.name} is already revision {r.number} of {project} (same file and settings): nothing to do")
+        out.print(f"{file.name} is already revision {r.number} of {project} (same file and settings): nothing to do",
+                  markup=False, soft_wrap=True)
     else:
-        out.print(f"[bold]revision {r.number}[/] of {project}: {r.clip_count} clip(s) at {r.fps} fps from "
-                  f"{r.start_timecode}, {r.matched_count} mapped to shots"
-                  + (f"; created {len(result.shots_created)} shot(s)" if result.shots_created else ""))
-    _print_changes(result.changes, r.previous)
+        out.print(f"revision {r.number} of {project}: {r.clip_count} clip(s) at {r.fps} fps from {r.start_timecode}; "
+                  f"{r.matched_count} mapped to shots, {len(result.unmatched)} without a shot", soft_wrap=True, markup=False)
+    if result.shots_created:
+        out.print(f"created {len(result.shots_created)} shot(s): {', '.join(result.shots_created)}", soft_wrap=True,
+                  markup=False)
+    missing = sorted({u.code for u in result.unmatched if u.code})
+    if missing:
+        out.print(f"{len(missing)} shot(s) named by the cut are not in the project and were not created "
+                  f"(--no-create-shots): {', '.join(missing)}", soft_wrap=True, markup=False)
+    _print_changes(result.changes, r.previous, set(missing))
     if result.unmatched:
         emit_table(f"Clips without a shot ({len(result.unmatched)})", ["#", "clip", "reel", "record", "why"],
                    [(u.position, u.clip, u.reel, u.record_timecode, u.reason) for u in result.unmatched])
+
+
+def _import_warnings(result: Any, label: str) -> list[str]:
+    """What a person should look at before trusting the revision (a cut much shorter than the last)."""
+    omitted, previous = result.omission
+    if not result.created or not previous or omitted / previous <= OMISSION_WARNING_SHARE:
+        return []
+    return [f"{label} omits {omitted} of the {previous} shots of revision {result.revision.previous} "
+            f"({omitted / previous:.0%}): check that the file is complete (--strict refuses such a cut)"]
 
 
 @app.command("diff")
@@ -90,7 +116,7 @@ def diff(
         _write_csv(result.changes)
     else:
         out.print(f"{project}: revision {result.from_revision or '-'} -> {result.to_revision}"
-                  + ("" if result.stored else " (computed now)"))
+                  + ("" if result.stored else " (computed now)"), markup=False)
         _print_changes(result.changes, result.from_revision)
 
 
@@ -113,7 +139,7 @@ def conform(
         emit_json(result.to_dict() | {"relinked": result.relinked})
         return
     out.print(f"wrote {result.output} ({result.adapter}): revision {result.revision}, {result.relinked} clip(s) "
-              f"point at {result.policy} versions")
+              f"point at {result.policy} versions", markup=False, soft_wrap=True)
     if result.kept:
         emit_table(f"Clips that keep their media ({len(result.kept)})", ["#", "clip", "shot", "why", "version"],
                    [(c.position, c.clip, c.shot, c.status.replace("_", " "), c.version) for c in result.kept])
@@ -168,7 +194,7 @@ def settings(
         emit_json(current.to_dict())
         return
     out.print(f"{project}: clips {current.track_policy}, first frame {current.first_frame}, "
-              f"handles {current.handles}")
+              f"handles {current.handles}", markup=False)
     emit_table("Shot-mapping rules, in order", ["#", "looks at", "pattern"],
                [(n, r.describe(), r.pattern or "(default)") for n, r in enumerate(current.rules, start=1)])
 
@@ -176,14 +202,16 @@ def settings(
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _print_changes(changes: list, previous: int | None) -> None:
+def _print_changes(changes: list, previous: int | None, missing: set[str] = frozenset()) -> None:
+    """`missing`: shot codes the cut names that the project has no shot for (nothing to render)."""
     if not changes:
         return
     changed = [c for c in changes if c.kinds != ("unchanged",)]
     title = f"Changes since revision {previous}" if previous else "Shots in this cut"
     emit_table(f"{title}: {len(changed)} changed, {len(changes) - len(changed)} unchanged",
                ["shot", "change", "range (shot frames)", "render?"],
-               [(c.shot, c.explain(), _range(c), {True: "yes", False: "no", None: "?"}[c.needs_render])
+               [(c.shot, c.explain() + (" (no shot in the project)" if c.shot in missing else ""), _range(c),
+                 "no shot" if c.shot in missing else {True: "yes", False: "no", None: "?"}[c.needs_render])
                 for c in changed])
 
 

@@ -19,7 +19,7 @@ def upgrade(revision: str = typer.Option("head", help="Target revision.")) -> No
     with user_errors():
         engine = get_engine(check_schema=False)
         migrate.upgrade(engine, revision)
-        out.print(f"database at revision {_current(engine)}")
+        out.print(f"database at revision {_current(engine)}", markup=False)
 
 
 @app.command()
@@ -28,7 +28,7 @@ def downgrade(revision: str = typer.Option("-1", help="Target revision ('base' d
     with user_errors():
         engine = get_engine(check_schema=False)
         migrate.downgrade(engine, revision)
-        out.print(f"database at revision {_current(engine) or 'base (empty)'}")
+        out.print(f"database at revision {_current(engine) or 'base (empty)'}", markup=False)
 
 
 @app.command()
@@ -46,7 +46,7 @@ def status(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> N
             emit_json(info)
             return
         for key, value in info.items():
-            out.print(f"{key:>10}: {value}")
+            out.print(f"{key:>10}: {value}", markup=False)
 
 
 @app.command()
@@ -58,7 +58,8 @@ def start() -> None:
         embedded.start()
         get_engine(settings)  # migrate a fresh embedded database
         state = embedded.status()
-        out.print(f"embedded PostgreSQL running (pid {state.pid}, port {state.port}, data {state.data_dir})")
+        out.print(f"embedded PostgreSQL running (pid {state.pid}, port {state.port}, data {state.data_dir})",
+                  markup=False)
 
 
 @app.command()

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 import backlot
-from backlot.services.cli.output import emit_json, emit_table, fail, out, user_errors
+from backlot.services.cli.output import emit_json, emit_table, escape, fail, out, user_errors
 
 app = typer.Typer(help="Review in Kitsu: link a production, push previews, pull statuses and notes.",
                   no_args_is_help=True)
@@ -57,8 +57,8 @@ def link(project: str,
     if json_:
         emit_json(record.to_dict())
         return
-    out.print(f"linked {project} to Kitsu production [bold]{record.production_name}[/] at {record.url} "
-              f"(task type {record.task_type})")
+    out.print(f"linked {escape(project)} to Kitsu production [bold]{escape(record.production_name)}[/] at "
+              + escape(f"{record.url} (task type {record.task_type})"), soft_wrap=True)
 
 
 @app.command("show")
@@ -113,7 +113,7 @@ def watch(project: str,
         if json_:
             print(json_lib.dumps({"why": why, **report.to_dict()}, default=str), flush=True)
         else:
-            out.print(f"[dim]{why}:[/] ", end="")
+            out.print(f"[dim]{escape(why)}:[/] ", end="")
             _print_report(report)
 
     with user_errors():
@@ -132,8 +132,9 @@ def _progress(quiet: bool):
             yield None
             return
         tasks: dict[str, int] = {}
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[label]}"), console=out, transient=True) as progress:
+        with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[label]}", markup=False), console=out, transient=True,
+                      disable=not out.is_interactive) as progress:  # off a terminal it would print an empty line
             def tick(stage: str, done: int, total: int, label: str) -> None:
                 if stage not in tasks:
                     tasks[stage] = progress.add_task(stage, total=total, label="")
@@ -145,9 +146,9 @@ def _progress(quiet: bool):
 def _print_report(report) -> None:
     verb = "would push" if report.dry_run else "pushed"
     items = report.to_push if report.dry_run else report.pushed
-    out.print(f"{report.project}: {verb} {len(items)} preview(s); "
-              f"{len(report.pulled.notes)} new note(s); {len(report.pulled.statuses)} status change(s)"
-              + (" [dim](dry run: nothing changed)[/]" if report.dry_run else ""))
+    out.print(escape(f"{report.project}: {verb} {len(items)} preview(s); "
+                     f"{len(report.pulled.notes)} new note(s); {len(report.pulled.statuses)} status change(s)")
+              + (" [dim](dry run: nothing changed)[/]" if report.dry_run else ""), soft_wrap=True)
     if report.dry_run and report.to_push:
         emit_table("to push", ["version", "shot", "sequence", "action"],
                    [(i.ref, i.shot, i.sequence, i.action) for i in report.to_push])
@@ -155,4 +156,4 @@ def _print_report(report) -> None:
         emit_table("statuses from Kitsu", ["version", "from", "to", "by"],
                    [(c["version"], c["from"], c["to"], c["by"]) for c in report.pulled.statuses])
     for failure in report.failures:
-        out.print(f"[bold red]failed:[/] {failure} — sync again to retry")
+        out.print(f"[bold red]failed:[/] {escape(str(failure))} — sync again to retry", soft_wrap=True)

@@ -24,5 +24,5 @@ def serve(
     os.environ[WEBHOOKS_ENV] = "on" if webhooks else "off"
     with user_errors():
         app = app_from_env()  # checks the database and its schema before listening
-    err.print(f"Backlot API on http://{host}:{port}  (review page /review, API docs /docs)")
+    err.print(f"Backlot API on http://{host}:{port}  (review page /review, API docs /docs)", markup=False)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level == "debug")

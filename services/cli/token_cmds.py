@@ -29,8 +29,8 @@ def create(
         return
     err.print(f"token {issued.record.id} for {project} ({issued.record.role}, held by {issued.record.name}"
               f"{', expires ' + issued.record.expires_at.isoformat() if issued.record.expires_at else ''}); "
-              "copy it now, it is not shown again:")
-    out.print(issued.secret, soft_wrap=True)
+              "copy it now, it is not shown again:", markup=False, soft_wrap=True)
+    out.print(issued.secret, soft_wrap=True, markup=False)
 
 
 @app.command("list")
@@ -53,4 +53,4 @@ def revoke(token: str = typer.Argument(..., help="The token's id or its prefix (
     """Revoke a token: requests with it are refused from now on."""
     with user_errors(), backlot.session() as s:
         record = access.revoke_token(s, token)
-    out.print(f"token {record.id} ({record.prefix}…, {record.project}/{record.role}) is revoked")
+    out.print(f"token {record.id} ({record.prefix}…, {record.project}/{record.role}) is revoked", markup=False)

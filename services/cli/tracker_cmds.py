@@ -11,7 +11,7 @@ import typer
 import backlot
 from backlot.errors import InvalidInputError
 from backlot.lineage.graph import parse_roles
-from backlot.services.cli.output import emit_json, emit_table, err, out, user_errors
+from backlot.services.cli.output import emit_json, emit_table, err, escape, out, user_errors
 
 project_app = typer.Typer(help="Projects (films).", no_args_is_help=True)
 shot_app = typer.Typer(help="Shots and sequences.", no_args_is_help=True)
@@ -39,7 +39,8 @@ def project_create(
     if json_:
         emit_json(project.to_dict())
     else:
-        out.print(f"created project {project.code} ({project.fps} fps, {project.width}x{project.height})")
+        out.print(f"created project {project.code} ({project.fps} fps, {project.width}x{project.height})",
+                  markup=False)
 
 
 @project_app.command("list")
@@ -60,7 +61,7 @@ def project_set_policy(code: str, policy: str = typer.Argument(..., help="'appro
     """Choose what supersedes an input: a newer approved version, or any newer one."""
     with user_errors(), backlot.session() as s:
         backlot.set_stale_policy(s, code, policy)
-    out.print(f"{code}: stale policy is now {policy}")
+    out.print(f"{code}: stale policy is now {policy}", markup=False)
 
 
 @project_app.command("set-adapter-approval")
@@ -70,7 +71,7 @@ def project_set_adapter_approval(code: str, mode: str = typer.Argument(..., help
     with user_errors(), backlot.session() as s:
         backlot.set_adapter_approval(s, code, mode)
     what = "wait for review" if mode == "review" else "are approved as soon as they are trained"
-    out.print(f"{code}: adapters retrained by a regeneration now {what}")
+    out.print(f"{code}: adapters retrained by a regeneration now {what}", markup=False)
 
 
 # -- shots ---------------------------------------------------------------------------------
@@ -93,7 +94,7 @@ def shot_create(
     if json_:
         emit_json(shot.to_dict())
     else:
-        out.print(f"created shot {project}/{shot.code}: frames {shot.cut_in}-{shot.cut_out}")
+        out.print(f"created shot {project}/{shot.code}: frames {shot.cut_in}-{shot.cut_out}", markup=False)
 
 
 @shot_app.command("list")
@@ -145,7 +146,7 @@ def publish(
         inputs = [_split_pair(spec, "--input", "ROLE=REF") for spec in input_]
         metadata = dict(_split_pair(item, "--meta", "KEY=VALUE") for item in meta)
         recipe_body = _read_json(recipe) if recipe else None
-        with err.status(f"publishing {len(files)} file(s) to {project}/{asset}"), backlot.session() as s:
+        with err.status(escape(f"publishing {len(files)} file(s) to {project}/{asset}")), backlot.session() as s:
             version = backlot.publish_version(s, project, asset, files, kind=kind, inputs=inputs, recipe=recipe_body,
                                                metadata=metadata, status="wip" if status is None else status, shot=shot,
                                                new_version=new_version)
@@ -155,9 +156,9 @@ def publish(
         kept = f"; it stays {version.status} (change that with `backlot set-status`)" \
             if status is not None and version.status != status else ""
         out.print(f"{version.ref} unchanged: same files and inputs as the latest version{kept} "
-                  "(use --new-version to publish anyway)", soft_wrap=True)
+                  "(use --new-version to publish anyway)", soft_wrap=True, markup=False)
     else:
-        out.print(f"published {version.ref} ({len(version.files)} file(s), {version.status})")
+        out.print(f"published {version.ref} ({len(version.files)} file(s), {version.status})", markup=False)
 
 
 def versions(asset_ref: str = typer.Argument(..., metavar="PROJECT/ASSET"), json_: bool = JSON_OPT) -> None:
@@ -182,16 +183,16 @@ def show(ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"), json_: bool 
     if json_:
         emit_json(version.to_dict() | {"notes": [n.to_dict() for n in notes]})
         return
-    out.print(f"[bold]{version.ref}[/]  {version.status}  {version.media_type}  by {version.created_by}")
-    out.print(f"content {version.content_hash}")
-    for f in version.files:
-        out.print(f"  file   {f.path}  {f.size} bytes  {f.sha256[:12]}")
-    for i in version.inputs:
-        out.print(f"  input  {i.role}: {i.ref}")
+    out.print(f"[bold]{escape(version.ref)}[/]  " + escape(f"{version.status}  {version.media_type}  by "
+                                                         f"{version.created_by}"), soft_wrap=True)
+    lines = [f"content {version.content_hash}"]
+    lines += [f"  file   {f.path}  {f.size} bytes  {f.sha256[:12]}" for f in version.files]
+    lines += [f"  input  {i.role}: {i.ref}" for i in version.inputs]
     if version.recipe:
-        out.print(f"  recipe {json.dumps(version.recipe, sort_keys=True)}")
-    for n in notes:
-        out.print(f"  note   {n.created_at:%Y-%m-%d %H:%M} {n.author}: {n.body}")
+        lines.append(f"  recipe {json.dumps(version.recipe, sort_keys=True)}")
+    lines += [f"  note   {n.created_at:%Y-%m-%d %H:%M} {n.author}: {n.body}" for n in notes]
+    for line in lines:  # stored text: never markup
+        out.print(line, markup=False, soft_wrap=True)
 
 
 def approve(ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"),
@@ -217,7 +218,7 @@ def note(ref: str = typer.Argument(..., metavar="PROJECT/ASSET@N"), text: str = 
     """Add a review note to a version."""
     with user_errors(), backlot.session() as s:
         backlot.add_note(s, ref, text)
-    out.print(f"noted on {ref}")
+    out.print(f"noted on {ref}", markup=False)
 
 
 def _set_status(ref: str, status: str, note_text: Optional[str]) -> None:
@@ -226,7 +227,7 @@ def _set_status(ref: str, status: str, note_text: Optional[str]) -> None:
             raise InvalidInputError("a rejection needs a --note saying what is wrong")
         with backlot.session() as s:
             version = backlot.set_status(s, ref, status, note=note_text)
-    out.print(f"{version.ref} is {version.status}")
+    out.print(f"{version.ref} is {version.status}", markup=False)
 
 
 def lineage(
@@ -262,7 +263,7 @@ def lineage(
     emit_table(title, ["depth", "version", "role", "input", "status"],
                [(e.depth, e.version, e.role, e.input, e.status) for e in edges])
     if history:
-        out.print(f"history: {format_history(root, history, down)}", soft_wrap=True)
+        out.print(f"history: {format_history(root, history, down)}", soft_wrap=True, markup=False)
 
 
 def format_history(root: str, edges, down: bool) -> str:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import random
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -100,6 +101,55 @@ def test_bad_input_exits_2_and_writes_nothing(run, samples, tmp_path, counts, ed
     run("cut", "diff", "film", code=2)
     run("cut", "conform", "film", tmp_path / "x.otio", code=2)
     assert counts() == before
+
+
+def test_a_first_import_creates_its_shots_and_says_which(run, samples):
+    shown = run("cut", "import", "film", samples / "079_HA_V05.edl")  # no flag: the shots are created
+    said = shown.stdout
+    assert "revision 1 of film: 57 clip(s)" in said and "36 mapped to shots, 21 without a shot" in said
+    created = json.loads(run("shot", "list", "film", "--json").stdout)
+    assert len(created) == 36 and f"created 36 shot(s): {created[0]['code']}, " in said
+    assert "were not created" not in said
+
+
+def test_without_creating_shots_nothing_claims_to_be_mapped(run, samples):
+    result = run("cut", "import", "film", samples / "079_HA_V05.edl", "--no-create-shots")
+    said = result.stdout
+    assert "0 mapped to shots, 57 without a shot" in said, said
+    assert "36 shot(s) named by the cut are not in the project and were not created (--no-create-shots): " \
+           "079_HA_0010, " in said
+    assert "created" not in said.replace("not created", "")
+    change_rows = [line for line in said.splitlines() if "079_HA_0010 " in line and "added" in line]
+    assert change_rows and all("no shot" in line and "needs render" not in line for line in change_rows), said
+    assert json.loads(run("shot", "list", "film", "--json").stdout) == []
+    listed = json.loads(run("cut", "list", "film", "--json").stdout)
+    assert listed[0]["matched_count"] == 0
+    # The strict run stays what it was; a later import with creation creates them and says so.
+    again = run("cut", "import", "film", samples / "079_HA_V05.edl").stdout
+    assert "36 mapped to shots" in again and "created 36 shot(s)" in again
+
+
+def test_a_cut_much_shorter_than_the_last_warns_and_strict_refuses_it(run, samples, tmp_path, counts):
+    run("cut", "import", "film", samples / "079_HA_V05.edl")
+    lines = (samples / "079_HA_V05.edl").read_bytes().splitlines(keepends=True)
+    short = tmp_path / "079_HA_V06.edl"
+    short.write_bytes(b"".join(lines[:len(lines) // 3]))  # a file cut short at a line boundary
+    before = counts()
+    refused = run("cut", "import", "film", short, "--strict", code=2)
+    assert re.fullmatch(r"error: 079_HA_V06\.edl: omits (\d+) of the 36 shots of revision 1 \(\d+%, more than "
+                        r"25%\): check that the file is complete; nothing was imported\n", refused.stderr), refused.stderr
+    assert refused.stdout == "" and counts() == before
+
+    warned = run("cut", "import", "film", short, "--json")
+    omitted = int(re.search(r"omits (\d+) of the 36 shots", warned.stderr).group(1))
+    assert warned.stderr.startswith("warning: 079_HA_V06.edl omits") and "--strict" in warned.stderr
+    body = json.loads(warned.stdout)  # stdout stays one JSON document
+    assert body["summary"]["omitted"] == omitted > 9 and body["warnings"] == [warned.stderr[len("warning: "):].strip()]
+
+    small = tmp_path / "079_HA_V07.edl"
+    small.write_bytes(b"".join(lines))
+    fine = run("cut", "import", "film", small, "--strict")  # the whole cut again: nothing to warn about
+    assert "warning" not in fine.stderr and "revision 3" in fine.stdout
 
 
 # -- fuzz: mutated real EDLs never escape as a traceback, and a failed import leaves no row ------
