@@ -99,13 +99,17 @@ class EmbeddedPostgres:
 
     # -- control ---------------------------------------------------------------------------
 
-    def start(self) -> str:
-        """Start the server if it is not running (initialising the cluster once); return its URL."""
+    def start(self, *, initialise: bool = True) -> str:
+        """Start the server if it is not running (initialising the cluster once, unless told
+        not to); return its URL."""
         with self._lock():
             if self.status().running:
                 return self.url()
             bin_dir = find_pg_bin()
             fresh = not (self.data_dir / "PG_VERSION").exists()
+            if fresh and not (initialise and INITIALISE):
+                raise DatabaseError(f"the embedded database in {self.data_dir} is gone (its folder was removed); "
+                                    "restore BACKLOT_HOME, or point DATABASE_URL at a server")
             if fresh:
                 self._initdb(bin_dir)
             self._pg_ctl_start(bin_dir)
@@ -133,6 +137,19 @@ class EmbeddedPostgres:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _last_port(self) -> int | None:
+        try:
+            port = int((self.root / "port").read_text())
+        except (OSError, ValueError):
+            return None
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no obstacle
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return None  # taken meanwhile
+        return port
 
     def _read_postmaster_pid(self) -> tuple[int | None, int | None]:
         try:
@@ -202,12 +219,15 @@ class EmbeddedPostgres:
 
     def _pg_ctl_start(self, bin_dir: Path) -> None:
         self._prepare_ownership()
-        for _attempt in range(3):
-            port = _free_port()
+        for attempt in range(3):
+            # The port of the last start when it is free: processes that outlived a restart
+            # (a worker, the API) hold URLs with it and reconnect as soon as it is back.
+            port = (self._last_port() if attempt == 0 else None) or _free_port()
             options = f"-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' {self.server_options}"
             try:
                 self._run_as_owner([str(bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
                                     "-o", options, "-w", "-t", "60", "start"])
+                (self.root / "port").write_text(f"{port}\n")
                 return
             except DatabaseError:
                 if self.status().running:
@@ -221,6 +241,11 @@ class EmbeddedPostgres:
         url = self.url().replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {DB_NAME}")
+
+
+# A long-running process (a worker) that found its database turns this off: should the
+# folder vanish under it, it must not quietly start an empty database in its place.
+INITIALISE = True
 
 
 def _free_port() -> int:

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -69,11 +67,16 @@ def demo(project: Optional[str] = typer.Option(None, help="Project code (default
 def _run(code: str, folder: Path) -> None:
     from backlot import generation as gen
     from backlot.editorial import conform_cut, import_cut
+    from backlot import provenance
+    from backlot.config import load_settings
 
     with backlot.session() as s:
         backlot.create_project(s, code, name="Backlot demo", fps="24")
         # A demo has no reviewer: retrained adapters are approved as soon as they are trained.
         backlot.set_adapter_approval(s, code, "auto")
+        # Every render the demo makes carries Content Credentials, signed by a local demo CA (docs/provenance.md).
+        provenance.use_signer(s, code, provenance.init_signer(load_settings().home / "signers" / code,
+                                                             organisation="Backlot demo", force=True).folder)
         base = gen.build_and_register_tiny(s, code)
         art = {name: _publish_art(s, code, name, folder, seed=1) for name in CHARACTERS}
         cut = import_cut(s, code, CUT_FILE, create_shots=True)
@@ -218,19 +221,15 @@ def _wait(ids: list[int], what: str, timeout: float = 900):
 
 
 def _start_worker(log: Path) -> subprocess.Popen:
-    env = dict(os.environ, BACKLOT_DISPATCH_EVERY_S="1")
-    return subprocess.Popen([sys.executable, "-m", "backlot.services.cli", "worker", "--queues", "gpu,cpu",
-                             "--loglevel", "info"], stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    from backlot.services.worker.process import start_worker_process
+
+    return start_worker_process(log, env=dict(os.environ, BACKLOT_DISPATCH_EVERY_S="1"))
 
 
 def _stop_worker(worker: subprocess.Popen) -> None:
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+    from backlot.services.worker.process import stop_worker_process
+
+    stop_worker_process(worker)
 
 
 def _free_code(session, wanted: str) -> str:

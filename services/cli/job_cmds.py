@@ -30,9 +30,21 @@ def worker(queues: str = typer.Option("gpu,cpu", help="Comma-separated queues to
         if warm:
             os.environ["BACKLOT_WARM_MODEL"] = warm
         from backlot.services.worker.app import app
+        from backlot.services.worker.broker import EX_UNAVAILABLE, PostgresTransport
+        from backlot.db import embedded
+        from backlot.db.engine import get_engine
+        from backlot.services.worker.process import follow_parent
 
+        follow_parent()
+        # The database is there (the embedded one started) before we rely on it; the check's
+        # connection is closed, so that none is shared with the pool processes forked next.
+        get_engine().dispose()
+        embedded.INITIALISE = False  # ... and never replaced by an empty one if its folder vanishes
+        PostgresTransport.keep_trying = True  # a worker waits out a database outage (with backoff)
         app.worker_main(["worker", f"--queues={queues}", f"--concurrency={concurrency}", f"--loglevel={loglevel}",
                          "--pool=prefork", "--without-gossip", "--without-mingle", f"--hostname=backlot-{os.getpid()}@%h"])
+        if PostgresTransport.gone:
+            raise typer.Exit(EX_UNAVAILABLE)
 
 
 @jobs_app.callback()
@@ -72,7 +84,7 @@ def jobs_cancel(job_id: int) -> None:
     """Cancel a job; a running one stops at its next progress report."""
     with user_errors(), backlot.session() as s:
         record = job_service.cancel_job(s, job_id)
-    out.print(f"job {record.id} cancelled")
+    out.print(f"job {record.id} cancelled", markup=False)
 
 
 def _watch(project: Optional[str], batch: Optional[str] = None, ids: Optional[set[int]] = None) -> None:
@@ -168,19 +180,20 @@ def _report(result, rows) -> None:
     if result.in_flight:
         batches = sorted({r.batch for r in rows if r.id in set(result.in_flight.values()) and r.batch})
         out.print(f"already in flight: {len(result.in_flight)} item(s) of regeneration {', '.join(batches)} "
-                  f"(jobs {', '.join(map(str, sorted(set(result.in_flight.values()))))}); nothing queued twice")
+                  f"(jobs {', '.join(map(str, sorted(set(result.in_flight.values()))))}); nothing queued twice",
+                  markup=False)
     if result.jobs:
         out.print(f"regeneration {result.batch}: {len(result.jobs)} job(s) "
                   f"({sum(1 for i in result.plan if i.action == 'retrain' and not i.blocked)} adapter(s), "
-                  f"{sum(1 for i in result.plan if i.action == 'render' and not i.blocked)} shot(s))")
+                  f"{sum(1 for i in result.plan if i.action == 'render' and not i.blocked)} shot(s))", markup=False)
     elif not result.in_flight:
         out.print("nothing to regenerate")
     for item in result.skipped:
-        err.print(f"not remade: {item.version}: {item.blocked}")
+        err.print(f"not remade: {item.version}: {item.blocked}", markup=False, soft_wrap=True)
     for r in rows:
         if r.state == "failed" or (r.state == "cancelled" and r.error):
-            err.print(f"job {r.id} {r.state}: {r.error}")
+            err.print(f"job {r.id} {r.state}: {r.error}", markup=False, soft_wrap=True)
         elif r.waiting_for:
-            err.print(f"job {r.id} waits for {r.waiting_for}")
+            err.print(f"job {r.id} waits for {r.waiting_for}", markup=False, soft_wrap=True)
     if any(r.state == "failed" for r in rows):
         raise typer.Exit(1)

@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import threading
-from datetime import datetime
+import time
 from json import dumps, loads
 from queue import Empty
 from time import monotonic
@@ -28,16 +28,18 @@ from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport.sqlalchemy import Channel as SQLAlchemyChannel
 from kombu.transport.sqlalchemy import Transport as SQLAlchemyTransport
 from kombu.utils.encoding import bytes_to_str
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.exc import OperationalError
 
 from backlot.config import load_settings
 from backlot.db.engine import listen_connector, resolve_url
+from backlot.services.worker.backoff import Backoff, embedded_database_gone, listen_until
 
 log = logging.getLogger("backlot.broker")
 POLLING_INTERVAL = 0.1  # without a LISTEN connection (as before it existed)
 FALLBACK_POLL_S = float(os.environ.get("BACKLOT_BROKER_POLL_S", 1.0))  # with one: only a safety net
 NOTIFY_CHANNEL = "backlot_broker"
+EX_UNAVAILABLE = 69  # sysexits.h: a service the worker needs is gone
 
 
 class PostgresChannel(SQLAlchemyChannel):
@@ -63,6 +65,9 @@ class PostgresChannel(SQLAlchemyChannel):
             raise
 
     def _get(self, queue):
+        """Take the oldest message: deleted as it is taken (kombu's marks it invisible and keeps
+        it forever). Nothing redelivers a taken message here anyway: a job whose worker is lost
+        is sent again by the dispatcher, from the jobs table."""
         table = self.message_cls.__table__
         waiting = (table.c.queue_id == self._queue_id(queue)) & (table.c.visible != False)  # noqa: E712
         oldest = (select(table.c.id).where(waiting)
@@ -70,9 +75,7 @@ class PostgresChannel(SQLAlchemyChannel):
                   .scalar_subquery())
         try:
             payload = self.session.execute(
-                update(table).where(table.c.id == oldest)
-                .values(visible=False, timestamp=datetime.now(), version=table.c.version + 1)
-                .returning(table.c.payload)).scalar()
+                delete(table).where(table.c.id == oldest).returning(table.c.payload)).scalar()
             self.session.commit()
         except OperationalError:
             self.session.rollback()
@@ -102,6 +105,14 @@ class PostgresTransport(SQLAlchemyTransport):
 
     Channel = PostgresChannel
     polling_interval = POLLING_INTERVAL
+    keep_trying = False  # a worker sets it: wait out a database outage instead of failing
+    gone: str | None = None  # why the worker stopped for good, if it did
+
+    def establish_connection(self):
+        """Only claim a connection that exists: kombu's engine connects lazily, so without this
+        a stopped database was "connected" and lost several times a second."""
+        wait_for_database(self._listen_connector(), forever=self.keep_trying)
+        return super().establish_connection()
 
     def __init__(self, client, **kwargs):
         super().__init__(client, **kwargs)
@@ -151,20 +162,43 @@ class PostgresTransport(SQLAlchemyTransport):
         return listen_connector(self.client.hostname)  # None for another driver: plain polling
 
     def _listen(self, connect) -> None:
-        while not self._closed.is_set():
-            try:
-                with connect() as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    self._listening.set()
-                    self._woken.set()  # anything put while we were not listening: poll now
-                    while not self._closed.is_set():
-                        for _notify in conn.notifies(timeout=1.0):
-                            self._woken.set()
-            except Exception as exc:  # noqa: BLE001 - the database restarting, a network blip
-                log.warning("broker LISTEN connection lost (polling every %.1fs meanwhile): %s",
-                            self.polling_interval, exc)
-            self._listening.clear()
-            self._closed.wait(1.0)
+        def up() -> None:
+            self._listening.set()
+            self._woken.set()  # anything put while we were not listening: poll now
+
+        listen_until(self._closed, connect, NOTIFY_CHANNEL, self._woken.set, what="broker", on_up=up,
+                     on_down=self._listening.clear)
+
+
+def wait_for_database(connect, *, forever: bool, backoff: Backoff | None = None) -> None:
+    """Return once `connect()` gives a connection that answers. Outages are logged once when
+    they start and once when they end; retries back off exponentially with jitter. Not
+    `forever`: raise the error after the first try (kombu's own retry policy applies). An
+    embedded database whose folder is gone will not come back: that ends the process."""
+    if connect is None:
+        return
+    backoff = backoff or Backoff()
+    down_since: float | None = None
+    while True:
+        try:
+            with connect() as conn:
+                conn.execute("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 - psycopg's errors: the server is down or unreachable
+            if not forever:
+                raise OperationalError("SELECT 1", None, exc) from exc
+            if gone := embedded_database_gone():
+                log.critical(gone)
+                PostgresTransport.gone = gone  # Celery's exit code is 0 whatever we raise: the command reads this
+                raise SystemExit(EX_UNAVAILABLE) from None
+            if down_since is None:
+                down_since = monotonic()
+                log.error("database unreachable, retrying with backoff (up to %.0fs apart): %s",
+                          backoff.cap, str(exc).strip().splitlines()[0])
+            time.sleep(backoff.next_delay())
+            continue
+        if down_since is not None:
+            log.warning("database reachable again after %.0fs", monotonic() - down_since)
+        return
 
 
 TRANSPORT_ALIASES.setdefault("backlotpg", "backlot.services.worker.broker:PostgresTransport")

@@ -18,6 +18,7 @@ import threading
 import backlot
 from backlot import jobs
 from backlot.db.engine import get_engine, listen_connector
+from backlot.services.worker.backoff import listen_until
 
 log = logging.getLogger("backlot.dispatch")
 STALE_AFTER = float(os.environ.get("BACKLOT_JOB_STALE_S", 120))  # seconds without a heartbeat
@@ -62,13 +63,21 @@ def start_dispatch_loop(app) -> threading.Thread:
     wake.set()  # a pass at start: what a dead worker left, or what was queued meanwhile, goes now
 
     def loop() -> None:
+        failing = False
         while not stop.is_set():
             wake.wait(LOOP_EVERY)
             wake.clear()
             try:
                 dispatch(app)
             except Exception as exc:  # noqa: BLE001 - a broker or database hiccup: next round
-                log.warning("dispatcher: %s", exc)
+                if not failing:  # once per outage, not once per round
+                    log.warning("dispatcher paused (retrying every %.0fs): %s", LOOP_EVERY,
+                                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                failing = True
+                continue
+            if failing:
+                log.warning("dispatcher running again")
+            failing = False
 
     threading.Thread(target=_listen, args=(wake, stop), name="backlot-dispatch-listen", daemon=True).start()
     thread = threading.Thread(target=loop, name="backlot-dispatch", daemon=True)
@@ -77,20 +86,7 @@ def start_dispatch_loop(app) -> threading.Thread:
 
 
 def _listen(wake: threading.Event, stop: threading.Event) -> None:
-    """Set `wake` on every status NOTIFY; reconnect with backoff (the periodic pass covers the gap)."""
+    """Set `wake` on every status NOTIFY (the periodic pass covers a lost connection's gap)."""
     connect = listen_connector(get_engine(check_schema=False).url.render_as_string(hide_password=False))
-    if connect is None:
-        return
-    delay = 1.0
-    while not stop.is_set():
-        try:
-            with connect() as conn:
-                conn.execute(f"LISTEN {STATUS_CHANNEL}")
-                delay = 1.0
-                while not stop.is_set():
-                    for _notify in conn.notifies(timeout=1.0):
-                        wake.set()
-        except Exception as exc:  # noqa: BLE001 - the database restarting: retry, slower each time
-            log.warning("dispatcher LISTEN lost (retrying in %.0fs): %s", delay, exc)
-        stop.wait(delay)
-        delay = min(delay * 2, 60.0)
+    if connect is not None:
+        listen_until(stop, connect, STATUS_CHANNEL, wake.set, what="dispatcher")

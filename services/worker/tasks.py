@@ -25,7 +25,6 @@ from backlot.services.worker.app import app
 from backlot.services.worker.dispatch import STALE_AFTER, send, take_due
 
 log = logging.getLogger("backlot.worker")
-WORKER_NAME = jobs.worker_name()  # the worker's main process (a killed group is seen as gone at once)
 HEARTBEAT_EVERY = 1.0
 
 
@@ -35,7 +34,8 @@ def run_job(self, job_id: int) -> int | None:
     job done and marks what is due next dispatched (sent once it has committed). A render
     shorter than HEARTBEAT_EVERY writes nothing in between."""
     with backlot.session() as s:
-        job = jobs.claim_job(s, job_id, WORKER_NAME, stale_after=STALE_AFTER)
+        # Signed by this (pool) process, after the fork: its death is seen as the job's worker gone.
+        job = jobs.claim_job(s, job_id, jobs.worker_name(), stale_after=STALE_AFTER)
         if job is None:
             return None
         # Only an earlier attempt can have published (and died before committing `done`).

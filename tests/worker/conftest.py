@@ -34,10 +34,9 @@ class Worker:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "Worker":
-        env = dict(os.environ)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "backlot.services.cli", "worker", "--queues", "gpu,cpu", "--loglevel", "info"],
-            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        from backlot.services.worker.process import start_worker_process
+
+        self.process = start_worker_process(self.log)  # bound to the test run: killed with it
         return self
 
     def kill(self, sig=signal.SIGKILL) -> None:

@@ -79,6 +79,8 @@ def test_after_a_crash_the_rest_of_the_chain_follows_at_once(studio, start_worke
     _check_made_once_in_order(done)
     leftovers = [p for p in Path(Store(backlot.config.load_settings().store_url).root).rglob("*") if ".tmp-" in p.name]
     assert leftovers == []
+    with backlot.session() as s:  # every message was taken, and a taken message is deleted
+        assert s.execute(text("SELECT count(*) FROM kombu_message")).scalar() == 0
 
 
 def test_a_lost_message_costs_one_re_send_period_not_one_per_job(studio, start_worker, db_url, monkeypatch):
