@@ -3,16 +3,22 @@
 Nothing here knows OpenAssetIO: it takes reference strings and typed requests and returns,
 per element, a typed result or an `ElementError`. `manager.py` adapts it to the
 ManagerInterface. Every read is one SQL statement for the whole batch, on an autocommit
-connection (no BEGIN/COMMIT round trips) taken from a pool without pre-ping; a connection
-found dead is replaced and the statement retried once before the database is reported
-unreachable.
+connection (no BEGIN/COMMIT round trips): small batches (what a DCC sends) on one
+connection with prepared statements (`prepared.py`), large ones on a pool without pre-ping;
+a connection found dead is replaced and the statement retried once before the database is
+reported unreachable. Resolved locations are cached, coherently (`cache.py`).
 """
 
 from __future__ import annotations
 
 import enum
 import functools
+import logging
 import re
+import shutil
+import threading
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -21,7 +27,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlparse
 
-from sqlalchemy import create_engine
+from sqlalchemy import TextClause, create_engine
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -33,10 +39,16 @@ from backlot.errors import BacklotError, ConflictError, DatabaseError, InvalidIn
 from backlot.refs import check_code
 
 from backlot.integrations.openassetio import queries
+from backlot.integrations.openassetio.cache import Listener, RefCache, register_cache
+from backlot.integrations.openassetio.prepared import SMALL_BATCH, PreparedReader, psycopg_sql
 from backlot.integrations.openassetio.queries import Need
 from backlot.integrations.openassetio.references import EntityRef, MalformedReference, format_ref, is_canonical, parse
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+PRELOAD_MAX = 200_000  # versions the `preload` setting caches at most
+WORKING_TTL = 24 * 3600.0  # seconds before an unregistered working folder is swept
 
 
 class ErrorKind(enum.Enum):
@@ -64,6 +76,8 @@ class PluginSettings:
     store_url: str = ""  # default: BACKLOT_STORE / backlot.toml / BACKLOT_HOME/store
     user: str = ""  # default: BACKLOT_USER / the login name; recorded on published versions
     project: str = ""  # the project default entity references come from (none: no defaults)
+    cache: str = "on"  # "off": every resolve reads the database (see cache.py)
+    preload: str = ""  # "project": fill the cache with the project's references after initialize
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
@@ -78,6 +92,12 @@ class PluginSettings:
             if not isinstance(value, str):
                 raise ValueError(f"Backlot manager setting {key!r} must be a string, not {type(value).__name__}")
         updated = replace(self, **values)
+        if updated.cache not in ("on", "off"):
+            raise ValueError(f"Backlot manager setting 'cache' must be 'on' or 'off', not {updated.cache!r}")
+        if updated.preload not in ("", "project"):
+            raise ValueError(f"Backlot manager setting 'preload' must be '' or 'project', not {updated.preload!r}")
+        if updated.preload and not (updated.project and updated.cache == "on"):
+            raise ValueError("Backlot manager setting 'preload' = 'project' needs a 'project' and the cache on")
         if updated.project:
             try:
                 check_code(updated.project, "project")
@@ -221,13 +241,70 @@ class Backend:
             raise
         self.store = backlot.Store(self.backlot.store_url)
         self._versions_url = self.store.url(self.store.version_dir("")).rstrip("/") + "/"
+        connect = _connector(self._writer)
+        self._small = PreparedReader(connect, warm=_WARM)
+        self.cache: RefCache | None = None
+        self._listener: Listener | None = None
+        if settings.cache == "on":
+            self.cache = RefCache()
+            register_cache(self.cache)
+            self._listener = Listener(connect, self.cache)
+            self._listener.start()
+        self.preloaded = threading.Event()  # set when the preload (if any) has finished
+        if settings.preload == "project":
+            threading.Thread(target=self._preload, name="backlot-openassetio-preload", daemon=True).start()
+        else:
+            self.preloaded.set()
 
     @property
     def engine(self) -> Engine:
         return self._writer
 
+    def _preload(self) -> None:
+        """Cache the project's references (every version newest first, up to PRELOAD_MAX, plus
+        each asset's latest and approved), as a scene loader would resolve them, in batches on
+        the pool. Rows fetched across an invalidation are not kept (RefCache.store)."""
+        try:
+            project, cache = self.settings.project, self.cache
+            generation, flushes = cache.generation, cache.flushes
+            rows = self._read(lambda conn: conn.execute(queries.PRELOAD, {"project": project,
+                                                                           "limit": PRELOAD_MAX}).all())
+            keys: list[str] = []
+            for name, number, first, approved in rows:
+                base = format_ref(project, name)
+                keys.append(f"{base}?v={number}")
+                if first:  # the asset's newest version: its meta-versions once
+                    keys += [base, f"{base}?v=latest"] + ([f"{base}?v=approved"] if approved else [])
+            for start in range(0, len(keys), 20000):
+                chunk = keys[start:start + 20000]
+                fetched = self.fetch_located("\n".join(chunk), True, len(chunk))
+                if len(fetched) != len(chunk) or not all(row[4] is not None for row in fetched):
+                    fetched, _ = self._fix_located(chunk, fetched, [])  # several files, or none
+                cache.store(chunk, fetched, generation, flushes)
+        except Exception as exc:  # noqa: BLE001 - a preload is an optimisation: resolves still work
+            log.warning("Backlot OpenAssetIO: preloading project %r failed: %s", self.settings.project, exc)
+        finally:
+            self.preloaded.set()
+
+    @property
+    def prepared(self) -> PreparedReader:
+        return self._small
+
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+        self._small.close()
         self._writer.dispose()
+
+    def __del__(self) -> None:
+        # A host that drops the manager without closing it: the listener thread stops by itself.
+        listener = getattr(self, "_listener", None)
+        if listener is not None:
+            listener.stop()
+
+    def flush_cache(self) -> None:
+        if self.cache is not None:
+            self.cache.clear()
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -238,42 +315,85 @@ class Backend:
         return [p if isinstance(p, ElementError) else self._version_or_error(p, rows.get(i), need)
                 for i, p in enumerate(parsed)]
 
-    def locate(self, refs: Sequence[str], *, names: bool = False) -> tuple[list[tuple], list[tuple[int, ElementError]]]:
+    def locate(self, refs: Sequence[str], *, names: bool = False
+               ) -> tuple[list[tuple[int, tuple]], list[tuple[int, ElementError]]]:
         """The resolve fast path: what LocatableContent, Version and (with `names`) DisplayName
-        hold for each reference, as plain tuples, one per reference found, in no particular order:
+        hold for each reference, as `(idx, row)` pairs, one per reference found, in no
+        particular order, where row is
 
-            (idx, kind, mime_type, templated, url, stable_tag, specified_tag, name, qualified_name, ...)
+            (_, kind, mime_type, templated, url, stable_tag, specified_tag, name, qualified_name,
+             content_hash, path, miss, asset_id)
 
-        and (idx, error) for the others. One statement for the batch; PostgreSQL does the
-        joins and builds the values, so the work per reference left here is a tuple.
+        (row[0] is not the index: rows may come from the cache), and (idx, error) for the
+        others. Cached rows first; the rest in one statement, where PostgreSQL does the joins
+        and builds the values, so the work per reference left here is a tuple.
         """
         errors: list[tuple[int, ElementError]] = []
         if not refs:
             return [], errors
-        if all(map(is_canonical, refs)):  # the usual batch: validated in C, sent as it is
-            body = "\n".join(refs)
+        if all(map(is_canonical, refs)):  # the usual batch: validated in C, used as it is
+            keys = refs
         else:
-            lines = []
+            keys = []
             for idx, text in enumerate(refs):
                 try:
                     ref = parse(text)
                 except MalformedReference as exc:
                     errors.append((idx, ElementError(ErrorKind.malformed, str(exc))))
-                    lines.append("")  # keeps the positions; matches nothing
+                    keys.append("")  # matches nothing
                 else:
-                    lines.append(format_ref(ref.project, ref.asset, ref.tag))
-            if len(errors) == len(refs):
-                return [], errors
-            body = "\n".join(lines)
-        rows = self.fetch_located(body, names)
-        if len(rows) == len(refs) and all(row[4] is not None for row in rows):
-            return rows, errors
-        return self._fix_located(refs, rows, errors)
+                    keys.append(format_ref(ref.project, ref.asset, ref.tag))
+        cache = self.cache
+        found: list[tuple[int, tuple]] = []
+        if cache is None or not (cache.stable or cache.meta):  # off, or empty: nothing to look up
+            todo = [i for i, key in enumerate(keys) if key] if errors else range(len(keys))
+        else:
+            todo = []
+            stable, meta = cache.stable, cache.meta
+            if not cache.meta_usable():
+                meta = {}
+            for idx, key in enumerate(keys):
+                row = stable.get(key) or meta.get(key)
+                if row is not None:
+                    found.append((idx, row))
+                elif key:
+                    todo.append(idx)
+        if todo:
+            self._locate_misses(keys, todo, names, found, errors)
+        return found, errors
 
-    def fetch_located(self, body: str, names: bool = False) -> list[tuple]:
+    def _locate_misses(self, keys: Sequence[str], todo: Sequence[int], names: bool, found: list[tuple[int, tuple]],
+                       errors: list[tuple[int, ElementError]]) -> None:
+        """Fetch the references at `todo` in one statement; keep what may be cached."""
+        cache = self.cache
+        wanted = keys if len(todo) == len(keys) else [keys[i] for i in todo]
+        body = "\n".join(wanted)
+        for _attempt in range(3):
+            generation, flushes = (cache.generation, cache.flushes) if cache is not None else (0, 0)
+            rows = self.fetch_located(body, names, len(wanted))
+            if cache is None or cache.generation == generation:
+                break
+            # An invalidation arrived while the statement ran: its meta rows may predate it.
+            if not any(_is_meta(key) for key in wanted):
+                break
+        missed: list[tuple[int, ElementError]] = []
+        if len(rows) != len(wanted) or not all(row[4] is not None for row in rows):
+            rows, missed = self._fix_located(wanted, rows, missed)
+        for sub, error in missed:
+            errors.append((todo[sub], error))
+        found.extend((todo[row[0]], row) for row in rows)
+        if cache is not None:
+            cache.store(wanted, rows, generation, flushes)
+
+    def fetch_located(self, body: str, names: bool = False, count: int | None = None) -> list[tuple]:
         """The rows of the fast-path statement for a batch (one line per reference)."""
-        statement = queries.LOCATE_NAMED if names else queries.LOCATE
         params = {"refs": body, "base": self._versions_url}
+        if (count if count is not None else body.count("\n") + 1) <= SMALL_BATCH:
+            # Always with names here (cheap for a few), so cached rows serve DisplayName too.
+            fetched = self._small.fetch(queries.LOCATE_SMALL_NAMED, params)
+            if fetched is not None:
+                return fetched[1]
+        statement = queries.LOCATE_NAMED if names else queries.LOCATE
         # The DBAPI cursor's own tuples: no Row objects for thousands of rows.
         return self._read(lambda conn: conn.exec_driver_sql(statement, params).cursor.fetchall())
 
@@ -311,20 +431,23 @@ class Backend:
         return out, errors
 
     def exists(self, refs: Sequence[str]) -> list[bool | ElementError]:
-        parsed = _parse_all(refs)
-        rows = self._targets(parsed, Need())
-        return [p if isinstance(p, ElementError) else rows[i].version_id is not None for i, p in enumerate(parsed)]
+        """Whether each reference names a version (the fast path's rows, cached)."""
+        rows, errors = self.locate(refs, names=True)
+        out: list[bool | ElementError] = [True] * len(refs)
+        for idx, error in errors:
+            out[idx] = False if error.kind is ErrorKind.missing else error
+        return out
 
     def entity_kinds(self, refs: Sequence[str], *, for_write: bool) -> list[str | None | ElementError]:
         """The asset kind of each entity (None: an asset yet to be created by publishing)."""
         if for_write:
             return [t if isinstance(t, ElementError) else t.kind for t in self.targets(refs)]
-        parsed = _parse_all(refs)
-        rows = self._targets(parsed, Need())
-        out: list[str | None | ElementError] = []
-        for i, p in enumerate(parsed):
-            found = p if isinstance(p, ElementError) else _missing_error(p, rows[i])
-            out.append(found if found is not None else rows[i].kind)
+        rows, errors = self.locate(refs, names=True)
+        out: list[str | None | ElementError] = [None] * len(refs)
+        for idx, row in rows:
+            out[idx] = row[1]
+        for idx, error in errors:
+            out[idx] = error
         return out
 
     def targets(self, refs: Sequence[str]) -> list[Target | ElementError]:
@@ -345,6 +468,55 @@ class Backend:
                        else target.working_ref)
         return out
 
+    # -- working locations (publishing from a host) -----------------------------------------
+
+    @property
+    def working_root(self) -> Path:
+        """Where hosts write before registering: BACKLOT_HOME/working (never the store)."""
+        return Path(self.backlot.home) / "working"
+
+    def working_locations(self, refs: Sequence[str]) -> list[str | ElementError]:
+        """For each publishing target, a new empty folder to write into (a `file://` URL ending
+        in `/`). Registering a location inside it removes it; folders nobody registered are
+        swept after WORKING_TTL. Nothing is written to the database or the store."""
+        self.sweep_working()
+        out: list[str | ElementError] = []
+        for target in self.targets(refs):
+            if isinstance(target, ElementError):
+                out.append(target)
+                continue
+            folder = self.working_root / uuid.uuid4().hex
+            folder.mkdir(parents=True)
+            out.append(folder.as_uri() + "/")
+        return out
+
+    def sweep_working(self, older_than: float = WORKING_TTL) -> list[Path]:
+        """Remove working folders untouched for `older_than` seconds (a host that never registered)."""
+        if not self.working_root.is_dir():
+            return []
+        cutoff = time.time() - older_than
+        removed = []
+        for folder in self.working_root.iterdir():
+            try:
+                newest = max([folder.stat().st_mtime, *(p.stat().st_mtime for p in folder.rglob("*"))])
+            except OSError:
+                continue
+            if newest < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        return removed
+
+    def _discard_working(self, location: str | None) -> None:
+        """After a commit: the working folder a registered location was in, if it was in one."""
+        if not location:
+            return
+        path = Path(unquote(urlparse(location).path))
+        try:
+            token = path.relative_to(self.working_root).parts[0]
+        except (ValueError, IndexError):
+            return  # written elsewhere: the host's own file, left alone
+        shutil.rmtree(self.working_root / token, ignore_errors=True)
+
     def related(self, requests: Sequence[RelationRequest], kinds: Sequence[str] | None) -> list[list[str] | ElementError]:
         """For each request, the related references in order (filtered to `kinds` when given)."""
         parsed = _parse_all([r.ref for r in requests])
@@ -357,7 +529,7 @@ class Backend:
                 "rel": [r.relation.value for _, _, r in valid], "role": [r.role for _, _, r in valid],
                 "transitive": [r.transitive for _, _, r in valid], "kinds": list(kinds) if kinds is not None else None,
             }
-            for row in self._read(lambda conn: conn.execute(queries.RELATIONS, params).all()):
+            for row in self._fetch(queries.RELATIONS, params, len(valid)):
                 grouped.setdefault(row.req, []).append(row)
         out: list[list[str] | ElementError] = []
         for i, p in enumerate(parsed):
@@ -377,7 +549,7 @@ class Backend:
         if not project or not wanted:
             return out
         params = {"idx": [i for i, _ in wanted], "kind": [k for _, k in wanted], "project": project}
-        for row in self._read(lambda conn: conn.execute(queries.DEFAULTS, params).all()):
+        for row in self._fetch(queries.DEFAULTS, params, len(wanted)):
             if row.name is not None:
                 out[row.idx] = format_ref(project, row.name, "approved" if row.approved_number else "latest")
         return out
@@ -403,6 +575,9 @@ class Backend:
                     results[i] = self._publish_one(session, plan)
         except DBAPIError as exc:
             raise _as_database_error(exc) from exc
+        for i, plan in todo:  # committed: the store has the files, the working copies can go
+            if not isinstance(results[i], ElementError):
+                self._discard_working(plan.spec.location)
         return results
 
     def _publish_one(self, session: Session, plan: _PublishPlan) -> str | ElementError:
@@ -447,14 +622,23 @@ class Backend:
             return {}
         params = {"idx": [i for i, _ in valid], "project": [p.project for _, p in valid],
                   "asset": [p.asset for _, p in valid], "tag": [p.tag_text for _, p in valid]}
-        statement = queries.targets_query(need)
+        return {row.idx: row for row in self._fetch(queries.targets_query(need), params, len(valid))}
+
+    def _fetch(self, statement: TextClause, params: dict[str, Any], count: int) -> list[_Fields]:
+        """A statement's rows as dicts: prepared, on the small-batch connection, for up to
+        SMALL_BATCH references (when it is free), else on the pool."""
+        if count <= SMALL_BATCH:
+            fetched = self._small.fetch(psycopg_sql(statement.text), params)
+            if fetched is not None:
+                keys, rows = fetched
+                return [_Fields(zip(keys, values)) for values in rows]
 
         def fetch(conn: Any) -> list[_Fields]:
             result = conn.execute(statement, params)
             keys = list(result.keys())
             return [_Fields(zip(keys, values)) for values in result.all()]
 
-        return {row.idx: row for row in self._read(fetch)}
+        return self._read(fetch)
 
     def _read(self, run: Callable[[Any], T]) -> T:
         """Run one read; a pooled connection found dead is replaced and the read retried once."""
@@ -512,6 +696,34 @@ class _PublishPlan:
     files: list[Path]
     names: list[str]
     inputs: list[tuple[str, int]]  # (role, version id), pinned to what was checked
+
+
+# What the small-batch connection prepares as it opens: the statements behind resolve,
+# exists, entityTraits, preflight/register checks, relationships and default references,
+# with parameters of the types real calls pass.
+_ONE = {"idx": [0], "project": ["x"], "asset": ["x"], "tag": ["latest"]}
+_WARM = [
+    (queries.LOCATE_SMALL_NAMED, {"refs": "", "base": ""}),
+    (psycopg_sql(queries.targets_query(Need()).text), _ONE),
+    (psycopg_sql(queries.RELATIONS.text), {"req": [0], "project": ["x"], "asset": ["x"], "tag": ["latest"],
+                                           "rel": ["none"], "role": [None], "transitive": [False], "kinds": None}),
+    (psycopg_sql(queries.DEFAULTS.text), {"idx": [0], "kind": ["x"], "project": "x"}),
+]
+
+
+def _is_meta(key: str) -> bool:
+    """Whether a canonical reference names a meta-version (latest, approved), not `?v=N`."""
+    return not key[-1].isdigit() or "?v=" not in key
+
+
+def _connector(engine: Engine) -> Callable[..., Any]:
+    """A function opening an autocommit psycopg connection to the engine's database (extra
+    keyword arguments, e.g. `options`, go to `psycopg.connect`)."""
+    import psycopg
+
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    cparams = {key: value for key, value in cparams.items() if key not in ("prepare_threshold", "options")}
+    return lambda **extra: psycopg.connect(*cargs, **cparams, **extra, autocommit=True, connect_timeout=10)
 
 
 def _parse_all(refs: Sequence[str]) -> list[EntityRef | ElementError]:

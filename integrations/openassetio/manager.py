@@ -42,7 +42,7 @@ from backlot.integrations.openassetio.backend import (
 )
 from backlot.integrations.openassetio.errors import BacklotDatabaseError
 from backlot.integrations.openassetio.queries import Need
-from backlot.integrations.openassetio.references import PREFIX, is_reference
+from backlot.integrations.openassetio.references import PREFIX, is_reference, parse
 
 Code = BatchElementError.ErrorCode
 _CODES = {
@@ -62,8 +62,6 @@ _CAPABILITIES = {
     ManagerInterface.Capability.kPublishing,
     ManagerInterface.Capability.kRelationshipQueries,
 }
-_MANAGER_DRIVEN = ("Backlot does not choose where files are written: write them anywhere, then register "
-                   "their file:// location and the store takes a copy")
 
 
 def _database_errors(method: Callable) -> Callable:
@@ -122,7 +120,9 @@ class BacklotManagerInterface(ManagerInterface):
         self._settings, self._backend = settings, backend
 
     def flushCaches(self, hostSession) -> None:
-        """Nothing to flush: every query reads the database."""
+        """Drop every cached resolve (they are kept coherent anyway; see cache.py)."""
+        if self._backend is not None:
+            self._backend.flush_cache()
 
     @property
     def backend(self) -> Backend:
@@ -157,15 +157,32 @@ class BacklotManagerInterface(ManagerInterface):
     def resolve(self, entityReferences, traitSet, resolveAccess, context, hostSession, successCallback,
                 errorCallback) -> None:
         refs = _strings(entityReferences)
-        if resolveAccess != ResolveAccess.kRead:
-            _fail_all(len(refs), errorCallback, Code.kEntityAccessError, _MANAGER_DRIVEN)
+        if resolveAccess == ResolveAccess.kManagerDriven:
+            self._working_locations(refs, set(traitSet), successCallback, errorCallback)
             return
-        wanted = set(traitSet) & t.RESOLVABLE_TRAITS
+        wanted = _wanted(frozenset(traitSet))
         if wanted <= _LOCATED_TRAITS:
             _resolve_located(self.backend, refs, wanted, successCallback, errorCallback)
             return
         results = self.backend.resolve(refs, _need(wanted))
         _report(results, successCallback, errorCallback, lambda version: _traits_for(version, wanted))
+
+    def _working_locations(self, refs: list[str], trait_set: set[str], success: Callable, error: Callable) -> None:
+        """Where a host should write before registering: a new folder per working reference."""
+        if t.LocatableContentTrait_v1.kId not in trait_set:
+            for idx in range(len(refs)):
+                success(idx, TraitsData())
+            return
+
+        def location(url: str) -> TraitsData:
+            data = TraitsData()
+            content = t.LocatableContentTrait_v1(data)
+            content.setLocation(url)
+            content.setMimeType("inode/directory")
+            content.setIsTemplated(False)
+            return data
+
+        _report(self.backend.working_locations(refs), success, error, location)
 
     @_database_errors
     def defaultEntityReference(self, traitSets, defaultEntityAccess, context, hostSession, successCallback,
@@ -292,16 +309,18 @@ def _policy(trait_set: set[str], access) -> TraitsData:
         handled = trait_set & t.RESOLVABLE_TRAITS
     elif access == PolicyAccess.kWrite:
         handled = trait_set & t.PUBLISHABLE_TRAITS
-    elif access == PolicyAccess.kRequired:
+    elif access in (PolicyAccess.kRequired, PolicyAccess.kManagerDriven):
+        # kManagerDriven: Backlot gives a working folder to write into (then register it)
         handled = trait_set & {t.LocatableContentTrait_v1.kId}
-    else:  # kManagerDriven: Backlot does not pick locations; kCreateRelated: not supported
+    else:  # kCreateRelated: not supported
         return policy
     t.ManagedTrait_v1(policy).imbue()
     policy.addTraits(handled)
     return policy
 
 
-def _need(wanted: set[str]) -> Need:
+@functools.lru_cache(maxsize=256)
+def _need(wanted: frozenset[str]) -> Need:
     return Need(
         version=bool(wanted & {t.RecordTrait.kId, t.ArbitraryMetadataTrait_v1.kId}),
         files=bool(wanted & {t.LocatableContentTrait_v1.kId, t.FrameRangedTrait_v1.kId}),
@@ -320,7 +339,14 @@ _LOCATED_TRAITS = frozenset({
 _LC, _VERSION, _NAME = t.LocatableContentTrait_v1.kId, t.VersionTrait_v1.kId, t.DisplayNameTrait_v1.kId
 
 
-def _resolve_located(backend: Backend, refs: list[str], wanted: set[str], success: Callable, error: Callable) -> None:
+@functools.lru_cache(maxsize=256)
+def _wanted(trait_set: frozenset[str]) -> frozenset[str]:
+    """The requested traits Backlot resolves (a host asks with the same few sets again and again)."""
+    return trait_set & t.RESOLVABLE_TRAITS
+
+
+def _resolve_located(backend: Backend, refs: list[str], wanted: frozenset[str], success: Callable,
+                     error: Callable) -> None:
     """Resolve for `_LOCATED_TRAITS`: per reference, a copy of a prebuilt TraitsData (the
     entity's traits for its kind, with the batch-constant properties: mimeType,
     isTemplated) and the few properties that differ set on it directly."""
@@ -328,35 +354,55 @@ def _resolve_located(backend: Backend, refs: list[str], wanted: set[str], succes
     for idx, element_error in errors:
         error(idx, BatchElementError(_CODES[element_error.kind], element_error.message))
     location, version, name = _LC in wanted, _VERSION in wanted, _NAME in wanted
-    templates: dict[tuple, TraitsData] = {}
+    templates = _TEMPLATES
     set_property = TraitsData.setTraitProperty
-    for idx, kind, mime_type, templated, url, stable_tag, specified_tag, display, qualified, _, _, _ in rows:
-        key = (kind, mime_type, templated)
+    for idx, row in rows:
+        _, kind, mime_type, templated, url, stable_tag, specified_tag, display, qualified, _, _, _, _ = row
+        # The tags are few (latest, approved, small numbers): part of the template, not set per reference.
+        key = (wanted, kind, mime_type, templated, specified_tag, stable_tag) if version else \
+            (wanted, kind, mime_type, templated)
         template = templates.get(key)
         if template is None:
-            template = templates[key] = _located_template(wanted, kind, mime_type, templated)
+            if len(templates) >= 4096:
+                templates.clear()
+            template = templates[key] = _located_template(wanted, kind, mime_type, templated,
+                                                          specified_tag if version else None, stable_tag)
         data = TraitsData(template)
         if location:
             set_property(data, _LC, "location", url)
-        if version:
-            set_property(data, _VERSION, "specifiedTag", specified_tag)
-            set_property(data, _VERSION, "stableTag", stable_tag)
         if name:
+            if display is None:  # a row cached from a large batch, fetched without names
+                display, qualified = _display_names(refs[idx], stable_tag)
             set_property(data, _NAME, "name", display)
             set_property(data, _NAME, "qualifiedName", qualified)
         success(idx, data)
 
 
-def _located_template(wanted: set[str], kind: str, mime_type: str, templated: bool) -> TraitsData:
-    data = TraitsData(wanted & t.KIND_TRAIT_SETS[kind])
+def _display_names(ref: str, number: str) -> tuple[str, str]:
+    """DisplayName's name and qualifiedName, as the statement builds them (`mara v3`, `film / characters/mara / v3`)."""
+    parsed = parse(ref)
+    return f"{parsed.asset.rsplit('/', 1)[-1]} v{number}", f"{parsed.project} / {parsed.asset} / v{number}"
+
+
+# Prebuilt TraitsData by (wanted traits, kind, mime type, templated[, specified tag, stable
+# tag]), kept across calls; never handed out, only copied.
+_TEMPLATES: dict[tuple, TraitsData] = {}
+
+
+def _located_template(wanted: frozenset[str], kind: str, mime_type: str, templated: bool,
+                      specified_tag: str | None, stable_tag: str) -> TraitsData:
+    data = TraitsData(set(wanted & t.KIND_TRAIT_SETS[kind]))
     if _LC in wanted:
         content = t.LocatableContentTrait_v1(data)
         content.setMimeType(mime_type)
         content.setIsTemplated(templated)
+    if specified_tag is not None:
+        data.setTraitProperty(_VERSION, "specifiedTag", specified_tag)
+        data.setTraitProperty(_VERSION, "stableTag", stable_tag)
     return data
 
 
-def _traits_for(version: VersionData, wanted: set[str]) -> TraitsData:
+def _traits_for(version: VersionData, wanted: frozenset[str]) -> TraitsData:
     """The requested traits this version has, filled in."""
     data = TraitsData()
     have = wanted & t.KIND_TRAIT_SETS[version.kind]

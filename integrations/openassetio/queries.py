@@ -7,6 +7,7 @@ lineage, staleness) are joined only when the caller asks for the traits that nee
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from sqlalchemy import TextClause, text
@@ -20,7 +21,7 @@ SELECT r.idx, r.project, r.asset, r.tag,
        v.id AS version_id, v.number{version_columns}
 FROM unnest(CAST(:idx AS int[]), CAST(:project AS text[]), CAST(:asset AS text[]), CAST(:tag AS text[]))
      AS r(idx, project, asset, tag)
-LEFT JOIN projects p ON p.code = r.project
+LEFT JOIN projects p ON lower(p.code) = lower(r.project)
 LEFT JOIN assets a ON a.project_id = p.id AND a.name = r.asset
 LEFT JOIN versions v ON v.asset_id = a.id AND v.number = CASE r.tag
     WHEN 'latest' THEN a.latest_number WHEN 'approved' THEN a.approved_number ELSE CAST(r.tag AS int) END
@@ -81,6 +82,7 @@ class Need:
     staleness: bool = False
 
 
+@functools.lru_cache(maxsize=None)  # at most 64 variants; built once each
 def targets_query(need: Need) -> TextClause:
     columns, joins = "", ""
     if need.version or need.files:
@@ -118,7 +120,7 @@ t AS (
     FROM unnest(CAST(:req AS int[]), CAST(:project AS text[]), CAST(:asset AS text[]), CAST(:tag AS text[]),
                 CAST(:rel AS text[]), CAST(:role AS text[]), CAST(:transitive AS bool[]))
          AS q(req, project, asset, tag, rel, role, transitive)
-    LEFT JOIN projects p ON p.code = q.project
+    LEFT JOIN projects p ON lower(p.code) = lower(q.project)
     LEFT JOIN assets a ON a.project_id = p.id AND a.name = q.asset
     LEFT JOIN versions v ON v.asset_id = a.id AND v.number = CASE q.tag
         WHEN 'latest' THEN a.latest_number WHEN 'approved' THEN a.approved_number ELSE CAST(q.tag AS int) END
@@ -176,10 +178,20 @@ FROM unnest(CAST(:idx AS int[]), CAST(:kind AS text[])) AS k(idx, kind)
 LEFT JOIN LATERAL (
     SELECT a.name, a.approved_number FROM assets a JOIN projects p ON p.id = a.project_id
     JOIN versions v ON v.asset_id = a.id AND v.number = a.latest_number
-    WHERE p.code = :project AND a.kind::text = k.kind
+    WHERE lower(p.code) = lower(:project) AND a.kind::text = k.kind
     ORDER BY v.created_at DESC, a.id DESC LIMIT 1
 ) d ON true
 ORDER BY k.idx
+""")
+
+
+# What the `preload` setting caches: the project's versions, newest first, with whether each
+# is its asset's newest (then its meta-versions are cached too) and whether it has an approved one.
+PRELOAD = text("""
+SELECT a.name, v.number, v.number = a.latest_number AS newest, a.approved_number IS NOT NULL AS approved
+FROM projects p JOIN assets a ON a.project_id = p.id JOIN versions v ON v.asset_id = a.id
+WHERE lower(p.code) = lower(:project)
+ORDER BY v.id DESC LIMIT :limit
 """)
 
 
@@ -194,25 +206,52 @@ ORDER BY k.idx
 # the caller builds it. The two `OFFSET 0` fences keep each reference split once.
 # Columns: idx, kind, mime_type, templated, url, stable_tag, specified_tag, name,
 # qualified_name, content_hash, path, miss (NULL: found; -2: no project; -1: no asset;
-# else the asset's latest number).
+# else the asset's latest number), asset_id (what the cache drops meta-versions by).
 _LOCATE = """
 SELECT (r.idx - 1)::int, a.kind::text, v.media_type, false,
        CASE WHEN f.path ~ '^[A-Za-z0-9_.~/-]+$' THEN %(base)s || v.content_hash || '/' || f.path END,
        v.number::text, r.tag, {names}, v.content_hash, f.path,
        CASE WHEN v.id IS NOT NULL THEN NULL WHEN p.id IS NULL THEN -2 WHEN a.id IS NULL THEN -1
-            ELSE a.latest_number END
+            ELSE a.latest_number END,
+       a.id
 FROM (SELECT x.idx, split_part(x.path, '/', 1) AS project, substr(x.path, strpos(x.path, '/') + 1) AS asset,
              CASE WHEN x.q = '' THEN 'latest' ELSE substr(x.q, 3) END AS tag
       FROM (SELECT split_part(substr(u.s, 12), '?', 1) AS path, split_part(u.s, '?', 2) AS q, u.idx
             FROM unnest(string_to_array(%(refs)s, E'\\n')) WITH ORDINALITY AS u(s, idx) OFFSET 0) x
       OFFSET 0) r
-LEFT JOIN projects p ON p.code = r.project
+LEFT JOIN projects p ON lower(p.code) = lower(r.project)
 LEFT JOIN assets a ON a.project_id = p.id AND a.name = r.asset
 LEFT JOIN versions v ON v.asset_id = a.id AND v.number = CASE r.tag
     WHEN 'latest' THEN a.latest_number WHEN 'approved' THEN a.approved_number ELSE CAST(r.tag AS int) END
 LEFT JOIN version_files f ON f.version_id = v.id
 """
+# The same for a few references, on the prepared connection, whose generic plan cannot see
+# how many references come: each lookup is a LATERAL subquery (LIMIT 1 or OFFSET 0 keeps
+# the planner from flattening it), so the plan is index lookups per reference, never a
+# hash join over a whole table. Same columns.
+_LOCATE_SMALL = """
+SELECT (r.idx - 1)::int, a.kind::text, v.media_type, false,
+       CASE WHEN f.path ~ '^[A-Za-z0-9_.~/-]+$' THEN %(base)s || v.content_hash || '/' || f.path END,
+       v.number::text, r.tag, {names}, v.content_hash, f.path,
+       CASE WHEN v.id IS NOT NULL THEN NULL WHEN p.id IS NULL THEN -2 WHEN a.id IS NULL THEN -1
+            ELSE a.latest_number END,
+       a.id
+FROM (SELECT x.idx, split_part(x.path, '/', 1) AS project, substr(x.path, strpos(x.path, '/') + 1) AS asset,
+             CASE WHEN x.q = '' THEN 'latest' ELSE substr(x.q, 3) END AS tag
+      FROM (SELECT split_part(substr(u.s, 12), '?', 1) AS path, split_part(u.s, '?', 2) AS q, u.idx
+            FROM unnest(string_to_array(%(refs)s, E'\\n')) WITH ORDINALITY AS u(s, idx) OFFSET 0) x
+      OFFSET 0) r
+LEFT JOIN LATERAL (SELECT p.id FROM projects p WHERE lower(p.code) = lower(r.project) LIMIT 1) p ON true
+LEFT JOIN LATERAL (SELECT a.id, a.kind, a.latest_number, a.approved_number FROM assets a
+                   WHERE a.project_id = p.id AND a.name = r.asset LIMIT 1) a ON true
+LEFT JOIN LATERAL (SELECT v.id, v.number, v.media_type, v.content_hash FROM versions v
+                   WHERE v.asset_id = a.id AND v.number = CASE r.tag WHEN 'latest' THEN a.latest_number
+                         WHEN 'approved' THEN a.approved_number ELSE CAST(r.tag AS int) END LIMIT 1) v ON true
+LEFT JOIN LATERAL (SELECT f.path FROM version_files f WHERE f.version_id = v.id OFFSET 0) f ON true
+"""
 _NAMES = ("substring(r.asset FROM '[^/]+$') || ' v' || v.number, "
           "r.project || ' / ' || r.asset || ' / v' || v.number")
 LOCATE = _LOCATE.format(names="NULL, NULL")
 LOCATE_NAMED = _LOCATE.format(names=_NAMES)
+LOCATE_SMALL = _LOCATE_SMALL.format(names="NULL, NULL")
+LOCATE_SMALL_NAMED = _LOCATE_SMALL.format(names=_NAMES)

@@ -110,7 +110,9 @@ def run(url: str, store_dir: Path, src: Path, sizes: list[int], assets: int) -> 
     logger = SeverityFilter(ConsoleLogger())
     manager = ManagerFactory.createManagerForInterface(
         IDENTIFIER, BenchHost(), PythonPluginSystemManagerImplementationFactory(logger), logger)
-    manager.initialize({"database_url": url, "store_url": str(store_dir)})
+    # Cache off: the runs repeat the same references, which the cache would answer from memory
+    # (bench_openassetio_dcc measures the cache, warm and cold).
+    manager.initialize({"database_url": url, "store_url": str(store_dir), "cache": "off"})
     engine = create_engine(url)
     with Session(engine) as session:
         results = [bench_size(manager, session, size, assets) for size in sizes]

@@ -183,7 +183,8 @@ def main() -> None:
             with engine.connect() as conn:
                 conn.exec_driver_sql("ANALYZE")
             engine.dispose()
-            backlot = manager_for(IDENTIFIER, {"database_url": url, "store_url": str(tmp / "store")})
+            # Cache off: every run reads the database (bench_openassetio_dcc measures the cache).
+            backlot = manager_for(IDENTIFIER, {"database_url": url, "store_url": str(tmp / "store"), "cache": "off"})
             b_ctx = backlot.createContext()
 
             names = [f"{PROJECT}/art/a{i:05d}" for i in range(size)]

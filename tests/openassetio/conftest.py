@@ -18,7 +18,6 @@ from openassetio.hostApi import HostInterface, Manager, ManagerFactory, ManagerI
 from openassetio.log import ConsoleLogger, SeverityFilter
 from openassetio.pluginSystem import PythonPluginSystemManagerImplementationFactory
 from sqlalchemy import event, func, select
-from sqlalchemy.engine import Engine
 
 import backlot
 from backlot.config import load_settings
@@ -143,14 +142,18 @@ def watched(production) -> tuple[Manager, BacklotManagerInterface]:
 class Traffic:
     statements: list[str]
     round_trips: int = 0
+    parses: int = 0  # statements the server had to parse (a prepared one is parsed once per connection)
 
 
 @contextlib.contextmanager
-def traffic(engine: Engine) -> Iterator[Traffic]:
-    """Counts the SQL statements SQLAlchemy sends, and the round trips on the wire (libpq trace:
-    one ReadyForQuery from the server ends each exchange), on connections checked out meanwhile."""
+def traffic(backend) -> Iterator[Traffic]:
+    """Counts the SQL statements sent and the round trips on the wire (libpq trace: one
+    ReadyForQuery from the server ends each exchange), on the pool's connections checked
+    out meanwhile and on the backend's prepared small-batch connection."""
+    engine = backend.engine
     seen = Traffic([])
     trace = tempfile.TemporaryFile("w+")
+    prepared_trace = tempfile.TemporaryFile("w+")
     traced = []
 
     def on_execute(conn, cursor, statement, parameters, context, executemany):
@@ -162,6 +165,7 @@ def traffic(engine: Engine) -> Iterator[Traffic]:
 
     event.listen(engine, "before_cursor_execute", on_execute)
     event.listen(engine.pool, "checkout", on_checkout)
+    backend.prepared.trace(prepared_trace.fileno())
     try:
         yield seen
     finally:
@@ -170,6 +174,16 @@ def traffic(engine: Engine) -> Iterator[Traffic]:
         for connection in traced:
             if not connection.closed:
                 connection.pgconn.untrace()
+        try:
+            backend.prepared.trace(None)
+        except Exception:  # noqa: BLE001 - the connection may be gone (a test that drops the database)
+            pass
         trace.seek(0)
-        seen.round_trips = len(re.findall(r"\tReadyForQuery\t", trace.read()))
+        prepared_trace.seek(0)
+        wire, prepared_wire = trace.read(), prepared_trace.read()
+        seen.round_trips = len(re.findall(r"\tReadyForQuery\t", wire + prepared_wire))
+        # Each statement on the prepared connection is one Bind from the client (F).
+        seen.statements += ["(prepared)"] * len(re.findall(r"(?:^|\t)F\t\d+\tBind\t", prepared_wire, re.M))
+        seen.parses = len(re.findall(r"(?:^|\t)F\t\d+\tParse\t", wire + prepared_wire, re.M))
         trace.close()
+        prepared_trace.close()

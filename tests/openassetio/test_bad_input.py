@@ -100,9 +100,13 @@ def test_traits_the_manager_cannot_resolve_are_left_out(manager, production):
     assert (a.traitSet(), b.traitSet()) == ({t.ImageTrait_v1.kId}, {t.RecipeTrait.kId})
 
 
-def test_manager_driven_resolution_is_refused(manager):
-    [(code, message)] = resolve(manager, [f"{REF}/characters/mara"], access=ResolveAccess.kManagerDriven)
-    assert code == Code.kEntityAccessError and "register their file:// location" in message
+def test_manager_driven_resolution_of_a_read_only_reference_is_refused(manager):
+    """A working location is for publishing: only the asset (latest) takes one."""
+    results = resolve(manager, [f"{REF}/characters/mara?v=3", f"{REF}/characters/mara?v=approved",
+                                "backlot:///nofilm/x"], {t.LocatableContentTrait_v1.kId},
+                      access=ResolveAccess.kManagerDriven)
+    assert [code for code, _ in results] == [Code.kEntityAccessError] * 2 + [Code.kEntityResolutionError]
+    assert "versions are immutable" in results[0][1] and "no project 'nofilm'" in results[2][1]
 
 
 @pytest.mark.parametrize("string, what", [

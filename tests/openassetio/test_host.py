@@ -160,7 +160,8 @@ def test_management_policy(manager):
     assert read.traitSet() == {t.ManagedTrait_v1.kId} | (image - {"openassetio-mediacreation:twoDimensional.PixelBased"})
     assert not_entity.traitSet() == set()
     [driven] = manager.managementPolicy([image], PolicyAccess.kManagerDriven, manager.createContext())
-    assert driven.traitSet() == set()  # Backlot does not choose where hosts write
+    # Backlot gives hosts a working folder to write into before registering.
+    assert driven.traitSet() == {t.ManagedTrait_v1.kId, t.LocatableContentTrait_v1.kId}
 
 
 # -- publish ----------------------------------------------------------------------------------
@@ -265,3 +266,38 @@ def test_relationships_of_many_references_in_one_call(manager, production):
     with pytest.raises(BatchElementException, match="has no asset 'characters/ghost'"):
         manager.getWithRelationship(refs(manager, *strings), outputs, 10, RelationsAccess.kRead,
                                     manager.createContext(), set())
+
+
+LIGHT_HOST = """
+import sys
+from openassetio.access import ResolveAccess
+from openassetio.hostApi import HostInterface, ManagerFactory
+from openassetio.log import ConsoleLogger, SeverityFilter
+from openassetio.pluginSystem import PythonPluginSystemManagerImplementationFactory
+
+class Host(HostInterface):
+    def identifier(self): return "org.backlot.tests.light"
+    def displayName(self): return "light"
+
+logger = SeverityFilter(ConsoleLogger())
+manager = ManagerFactory.createManagerForInterface(
+    "org.backlot.manager", Host(), PythonPluginSystemManagerImplementationFactory(logger), logger)
+manager.initialize({})
+[data] = manager.resolve([manager.createEntityReference("backlot:///film/characters/mara")],
+                         {"openassetio-mediacreation:content.LocatableContent"}, ResolveAccess.kRead,
+                         manager.createContext())
+print(data.getTraitProperty("openassetio-mediacreation:content.LocatableContent", "location")[:8])
+print(sorted(m for m in ("torch", "diffusers", "peft") if m in sys.modules))
+"""
+
+
+def test_the_plugin_loads_no_generation_libraries(production, db_url):
+    """A DCC's Python resolves through the plugin (cache, listener and all) without torch or diffusers."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", LIGHT_HOST], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "DATABASE_URL": db_url})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["file:///", "[]"]

@@ -14,6 +14,7 @@ from openassetio.errors import BatchElementError
 import backlot
 from backlot.integrations.openassetio import traits as t
 from backlot.integrations.openassetio.manager import _LOCATED_TRAITS
+from backlot.integrations.openassetio.prepared import SMALL_BATCH
 
 from .conftest import PROJECT, REF, backlot_ref, traffic
 
@@ -101,13 +102,31 @@ def test_fast_path_is_one_round_trip(watched, production, size):
     traits = {t.LocatableContentTrait_v1.kId, t.VersionTrait_v1.kId}
     context = manager.createContext()
     manager.resolve(refs, traits, ResolveAccess.kRead, context, lambda *_: None, lambda *_: None)  # warm
-    with traffic(interface.backend.engine) as seen:
+    interface.backend.flush_cache()  # a cold cache: every reference goes to the database
+    with traffic(interface.backend) as seen:
         manager.resolve(refs, traits, ResolveAccess.kRead, context, lambda *_: None, lambda *_: None)
     assert len(seen.statements) == 1 and seen.round_trips == 1
+    # Small batches run a statement prepared when the connection opened: nothing to parse.
+    assert seen.parses == (0 if size <= SMALL_BATCH else 1)
 
 
 def test_an_empty_batch_does_not_touch_the_database(watched):
     manager, interface = watched
-    with traffic(interface.backend.engine) as seen:
+    with traffic(interface.backend) as seen:
         assert manager.resolve([], {t.LocatableContentTrait_v1.kId}, ResolveAccess.kRead, manager.createContext()) == []
     assert (seen.statements, seen.round_trips) == ([], 0)
+
+
+def test_names_of_rows_cached_by_a_large_batch(watched, production):
+    """A batch over SMALL_BATCH asks the database for no names it was not asked for; its rows,
+    cached, still give DisplayName exactly as the general path does."""
+    manager, interface = watched
+    strings = [backlot_ref(production.art_v1), f"{REF}/characters/mara", backlot_ref(production.shot),
+               f"{REF}/characters/mara?"] * (SMALL_BATCH // 4 + 1)
+    outcomes(manager, strings, {t.LocatableContentTrait_v1.kId})
+    names = {t.DisplayNameTrait_v1.kId, t.VersionTrait_v1.kId}
+    with traffic(interface.backend) as seen:
+        fast = outcomes(manager, strings[:4], names)
+    assert seen.statements == []  # from the cache
+    general = outcomes(manager, strings[:4], names | {t.RecordTrait.kId})
+    assert [properties(a[1], FAST) for a in fast] == [properties(b[1], FAST) for b in general]
