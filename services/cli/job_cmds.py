@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn
+from rich.text import Text
 
 import backlot
 from backlot import jobs as job_service
@@ -17,15 +18,21 @@ from backlot.services.cli.output import emit_json, emit_table, err, out, user_er
 
 jobs_app = typer.Typer(help="Dispatched work: list, watch, cancel.", invoke_without_command=True)
 regen_app = typer.Typer(help="Regenerate what is stale: adapters, then shots.", no_args_is_help=True)
+worker_app = typer.Typer(help="Run a worker (the default), or check this worker host: `backlot worker status`.",
+                         invoke_without_command=True)
 
 JSON_OPT = typer.Option(False, "--json", help="Print JSON on stdout (nothing else).")
 
 
-def worker(queues: str = typer.Option("gpu,cpu", help="Comma-separated queues to consume."),
+@worker_app.callback()
+def worker(ctx: typer.Context,
+           queues: str = typer.Option("gpu,cpu", help="Comma-separated queues to consume."),
            concurrency: int = typer.Option(1, help="Worker processes: one per GPU."),
            warm: Optional[str] = typer.Option(None, help="Base model to load at process start (a version ref)."),
            loglevel: str = typer.Option("info")) -> None:
     """Start a Celery worker (prefork, prefetch 1, late acks)."""
+    if ctx.invoked_subcommand:
+        return
     with user_errors():
         if warm:
             os.environ["BACKLOT_WARM_MODEL"] = warm
@@ -45,6 +52,40 @@ def worker(queues: str = typer.Option("gpu,cpu", help="Comma-separated queues to
                          "--pool=prefork", "--without-gossip", "--without-mingle", f"--hostname=backlot-{os.getpid()}@%h"])
         if PostgresTransport.gone:
             raise typer.Exit(EX_UNAVAILABLE)
+
+
+@worker_app.command("status")
+def worker_status(json_: bool = JSON_OPT,
+                  expect_workers: int = typer.Option(0, "--expect-workers", metavar="N",
+                                                     help="Also fail unless N workers run on this host.")) -> None:
+    """What this worker host can reach (broker, database and its schema, store), its device, and
+    the workers running here with their loaded models and jobs. Exit 1 when something needed is down."""
+    from backlot.services.worker.health import host_status
+
+    with user_errors():
+        status = host_status(expect_workers)
+    if json_:
+        emit_json(status.to_dict())
+    else:
+        _print_host_status(status)
+    if not status.ok:
+        raise typer.Exit(1)
+
+
+def _print_host_status(status) -> None:
+    for name, check in status.checks.items():
+        mark = Text("ok  ", style="green") if check.ok else Text("DOWN", style="bold red")
+        out.print(Text.assemble(f"{name:>8}  ", mark, "  ", check.detail), soft_wrap=True)
+    if status.workers:
+        emit_table(f"Workers on {status.host}", ["worker", "process", "device", "loaded", "job", "progress"],
+                   [(w["parent_pid"] or "?", w["pid"], w["device"] or "",
+                     "unknown" if w["loaded"] is None else ", ".join(w["loaded"]) or "none",
+                     f"{w['job']['id']} {w['job']['kind']} ({w['job']['project']})" if w["job"] else "idle",
+                     f"{w['job']['progress']:.0%} {w['job']['note'] or ''}".strip() if w["job"] else "")
+                    for w in status.workers])
+    for job in status.orphaned_jobs:
+        err.print(f"job {job['id']} ({job['kind']}, {job['project']}) was running in {job['worker']}, which is gone: "
+                  "it will be sent again", markup=False, soft_wrap=True)
 
 
 @jobs_app.callback()
