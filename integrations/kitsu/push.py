@@ -25,6 +25,7 @@ from backlot.db.models import Asset, AssetKind, Sequence as Sequence_, Shot, Ver
 from backlot.db.review_sync import ReviewEntity, ReviewUpload
 from backlot.errors import InvalidInputError
 from backlot.generation.media import review_copy
+from backlot.provenance.credentials import sign_for_delivery
 from backlot.generation.models import version_folder
 from backlot.lineage import get_inputs
 from backlot.lineage.graph import ALL_ROLES
@@ -100,7 +101,10 @@ def push_version(session: Session, kitsu: Kitsu, link: LinkRecord, item: PushIte
         session.add(upload)
         commit()
     with tempfile.TemporaryDirectory(prefix="backlot-kitsu-") as tmp:
-        preview = send(task_id, upload.comment_id, review_copy(movie, Path(tmp) / f"{item.shot}.mp4"))
+        copy = review_copy(movie, Path(tmp) / f"{item.shot}.unsigned.mp4")
+        # What Kitsu receives carries the version's Content Credentials (docs/provenance.md).
+        copy = sign_for_delivery(session, version, copy, Path(tmp) / f"{item.shot}.mp4", f"review/{PREVIEW}")
+        preview = send(task_id, upload.comment_id, copy)
     upload.preview_id, upload.revision = preview["id"], preview.get("revision")
     upload.uploaded_at = datetime.now(timezone.utc)
     if version.status == "wip":

@@ -4,7 +4,7 @@ Alembic and the schema tests use it, so a table defined in any model module is c
 against the migrations.
 """
 
-from backlot.db import access, cuts, jobs, models, review_sync  # noqa: F401
+from backlot.db import access, cuts, jobs, models, provenance, review_sync  # noqa: F401
 from backlot.db.models import Base
 
 metadata = Base.metadata

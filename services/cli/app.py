@@ -5,13 +5,16 @@ from __future__ import annotations
 import typer
 
 from backlot.services.cli import (
+    backup_cmds,
     cut_cmds,
     db_cmds,
     demo,
     generation_cmds,
     job_cmds,
     kitsu_cmds,
+    provenance_cmds,
     serve_cmds,
+    store_cmds,
     token_cmds,
     tracker_cmds,
 )
@@ -31,13 +34,19 @@ app.add_typer(generation_cmds.model_app, name="model")
 app.add_typer(generation_cmds.adapter_app, name="adapter")
 for command in (generation_cmds.render, generation_cmds.verify, generation_cmds.rerender):
     app.command()(command)
-app.command()(job_cmds.worker)
+app.add_typer(job_cmds.worker_app, name="worker")
 app.add_typer(job_cmds.jobs_app, name="jobs")
 app.add_typer(job_cmds.regen_app, name="regen")
 app.command()(demo.demo)
 app.add_typer(token_cmds.app, name="token")
 app.command()(serve_cmds.serve)
 app.add_typer(kitsu_cmds.app, name="kitsu")
+for command in (backup_cmds.backup, backup_cmds.restore):
+    app.command()(command)
+app.add_typer(provenance_cmds.app, name="provenance")
+app.command()(provenance_cmds.clearance)
+app.add_typer(provenance_cmds.rights_app, name="rights")
+app.add_typer(store_cmds.app, name="store")
 
 
 def main() -> None:

@@ -1,19 +1,22 @@
 """`backlot demo`: the main job — a small production end to end, through a real worker.
 
 On the embedded defaults (Backlot's own PostgreSQL, which is also the Celery broker):
-a tiny base model; procedural concept art for two characters (v1, approved); an adapter
-trained on it by the worker; the shipped cut of a ten-shot sequence imported; every shot
-rendered by the worker in editorial order, each continuing from the one before; then a new
-look for one character → a new adapter → the regeneration plan says which shots are stale
-and why → the worker remakes them, in order → a conformed timeline and a before/after
-contact sheet are written. Everything it makes is printed at the end.
+the learned stand-in base model (a small SD-family model trained on a procedural film
+world, built once and cached under BACKLOT_HOME); the world's character sheets for two
+characters as concept art (v1, approved); one adapter per character trained on them by the
+worker; the shipped cut of a ten-shot sequence imported; every shot rendered by the worker
+in editorial order from its line of the script, each continuing from the one before, with
+the continuity figures measured against renders without continuity; then a new costume for
+one character → its adapter retrains → the regeneration plan says which shots are stale and
+why → the worker remakes them, in order → which shots changed and why, a conformed timeline
+and a before/after contact sheet. Everything it makes is printed at the end.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -23,27 +26,38 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 import backlot
 from backlot.services.cli.job_cmds import print_plan
-from backlot.services.cli.output import err, out, user_errors
+from backlot.services.cli.output import emit_table, err, out, user_errors
 
 CUT_FILE = Path(__file__).parent / "demo_data" / "sq010_cut_v001.otio"
-CHARACTERS = {"mara": (200, 85, 61), "ovid": (45, 125, 210)}
-RENDER = {"prompt": "{shot}: mara and ovid in the square, dusk", "steps": 6, "seed": 11}
+CHARACTERS = ("mara", "ovid")
+NEW_LOOK = "mara"  # the character whose costume changes
+# The script: one scene of the stand-in's world per shot, in editorial order (None: nobody).
+SCRIPT = {
+    "sq010_sh0010": (None, "centre"), "sq010_sh0020": ("ovid", "right"), "sq010_sh0030": ("ovid", "centre"),
+    "sq010_sh0040": ("mara", "left"), "sq010_sh0050": ("mara", "centre"), "sq010_sh0060": ("ovid", "right"),
+    "sq010_sh0070": ("mara", "right"), "sq010_sh0080": ("ovid", "left"), "sq010_sh0090": ("mara", "left"),
+    "sq010_sh0100": (None, "centre"),
+}
+SET, LIGHT = "square", "dusk"
+RENDER = {"steps": 6, "seed": 11, "guidance_scale": 4.0}
+TRAIN = {"steps": 60, "lr": 1e-3, "seed": 3}
 
 
-def concept_art(path: Path, name: str, seed: int) -> Path:
-    """A character sheet drawn from a seed: the same seed draws the same picture."""
-    from PIL import Image, ImageDraw
+def scene(shot: str):
+    from backlot.generation.standin.world import Scene
 
-    rng = random.Random(f"{name}:{seed}")
-    colour = CHARACTERS[name]
-    if seed > 1:  # the new look: a warmer palette
-        colour = tuple(min(255, c + 60) for c in colour[::-1])
-    image = Image.new("RGB", (64, 64), (244, 241, 222))
-    draw = ImageDraw.Draw(image)
-    for _ in range(10):
-        x, y, r = rng.randint(4, 60), rng.randint(4, 60), rng.randint(3, 14)
-        draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
-    image.save(path)
+    who, place = SCRIPT.get(shot, (None, "centre"))
+    return Scene(who, SET, LIGHT, place)
+
+
+def concept_art(path: Path, name: str, costume: bool = False) -> Path:
+    """The world's character sheet for `name` (in its new costume when asked): always the same picture."""
+    from PIL import Image
+
+    from backlot.generation.standin import world
+
+    character = world.COSTUMES[name] if costume else world.CHARACTERS[name]
+    Image.fromarray(world.draw_sheet(character)).save(path)
     return path
 
 
@@ -65,29 +79,21 @@ def demo(project: Optional[str] = typer.Option(None, help="Project code (default
 
 
 def _run(code: str, folder: Path) -> None:
-    from backlot import generation as gen
     from backlot.editorial import conform_cut, import_cut
-    from backlot import provenance
-    from backlot.config import load_settings
 
+    base = _register_standin(code)
     with backlot.session() as s:
-        backlot.create_project(s, code, name="Backlot demo", fps="24")
-        # A demo has no reviewer: retrained adapters are approved as soon as they are trained.
-        backlot.set_adapter_approval(s, code, "auto")
-        # Every render the demo makes carries Content Credentials, signed by a local demo CA (docs/provenance.md).
-        provenance.use_signer(s, code, provenance.init_signer(load_settings().home / "signers" / code,
-                                                             organisation="Backlot demo", force=True).folder)
-        base = gen.build_and_register_tiny(s, code)
-        art = {name: _publish_art(s, code, name, folder, seed=1) for name in CHARACTERS}
+        art = {name: _publish_art(s, code, name, folder) for name in CHARACTERS}
         cut = import_cut(s, code, CUT_FILE, create_shots=True)
-    out.print(f"[bold]project {code}[/]: tiny base model {base.ref}; concept art v1 approved; "
+    out.print(f"[bold]project {code}[/]: learned stand-in base model {base}; character sheets v1 approved; "
               f"cut imported ({len(cut.changes) if hasattr(cut, 'changes') else 'all'} shots)")
-    adapter1 = _train(code, base.ref, list(art.values()), "adapters/cast", key="v1")
-    shots = _render_all(code, base.ref, adapter1)
+    adapters = {name: _train(code, base, [art[name]], f"adapters/{name}", name) for name in CHARACTERS}
+    shots = _render_all(code, base, adapters)
+    _report_continuity(code, base, adapters, shots)
     before = _current_renders(code, shots)
     with backlot.session() as s:
-        new_art = _publish_art(s, code, "mara", folder, seed=2)
-    out.print(f"new look for mara approved: {new_art}")
+        new_art = _publish_art(s, code, NEW_LOOK, folder, costume=True)
+    out.print(f"new costume for {NEW_LOOK} approved: {new_art}")
     with backlot.session() as s:
         plan = backlot.plan_regeneration(s, code)
     print_plan(code, plan)
@@ -95,6 +101,7 @@ def _run(code: str, folder: Path) -> None:
               f"{code} auto`): a retrained adapter is approved as soon as it is trained, so its shots follow at once")
     _regenerate(code)
     after = _current_renders(code, shots)
+    _report_changes(code, shots, before, after, plan)
     with backlot.session() as s:
         conformed = conform_cut(s, code, folder / "sq010_conformed.otio", policy="latest")
         stale = backlot.find_stale_versions(s, code)
@@ -102,26 +109,49 @@ def _run(code: str, folder: Path) -> None:
     sheet = _contact_sheet(before, after, folder / "contact_sheet.png")
     out.print(f"after regeneration: {len(stale)} stale version(s), {len(left)} item(s) left to regenerate")
     out.print(f"conformed cut:  {folder / 'sq010_conformed.otio'} ({len(getattr(conformed, 'clips', []) or [])} clips relinked)")
-    out.print(f"contact sheet:  {sheet} (top: before, bottom: after)")
+    out.print(f"contact sheet:  {sheet} (top: before, middle: after, bottom: where they differ)")
     out.print(f"worker log:     {folder / 'worker.log'}")
     out.print(f"store:          {backlot.config.load_settings().store_url}")
     out.print(f"look around:    backlot shot list {code} · backlot lineage {code}/shots/{shots[-1]}/main@latest · "
               f"backlot jobs --project {code} · backlot serve")
 
 
-def _publish_art(s, code: str, name: str, folder: Path, seed: int) -> str:
-    path = concept_art(folder / f"{name}_v{seed}.png", name, seed)
+def _register_standin(code: str) -> str:
+    """Build the learned stand-in (cached under BACKLOT_HOME after the first time) and register it."""
+    from backlot import generation as gen
+    from backlot import provenance
+    from backlot.config import load_settings
+    from backlot.generation.standin.learn import build_learned_pipeline
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        with err.status("building the learned stand-in base model (once; cached after)"):
+            model = build_learned_pipeline(Path(tmp) / "standin", seed=0)
+        with backlot.session() as s:
+            backlot.create_project(s, code, name="Backlot demo", fps="24")
+            # A demo has no reviewer: retrained adapters are approved as soon as they are trained.
+            backlot.set_adapter_approval(s, code, "auto")
+            # Every render the demo makes carries Content Credentials, signed by a local demo CA (docs/provenance.md).
+            provenance.use_signer(s, code, provenance.init_signer(load_settings().home / "signers" / code,
+                                                                 organisation="Backlot demo", force=True).folder)
+            base = gen.register_model(s, code, "models/standin", model, metadata={"stand_in": "learned", "seed": 0})
+    out.print(f"learned stand-in ready in {time.monotonic() - started:.0f}s")
+    return base.ref
+
+
+def _publish_art(s, code: str, name: str, folder: Path, costume: bool = False) -> str:
+    path = concept_art(folder / f"{name}_{'costume' if costume else 'sheet'}.png", name, costume)
     version = backlot.publish_version(s, code, f"characters/{name}", [path], kind="concept_art", names=["sheet.png"],
-                                       metadata={"seed": seed})
+                                       metadata={"look": "new costume" if costume else "first look"})
     return backlot.set_status(s, version.ref, "approved", note="look signed off").ref
 
 
-def _train(code: str, base: str, art: list[str], name: str, key: str) -> str:
+def _train(code: str, base: str, art: list[str], name: str, caption: str) -> str:
     from backlot.services.worker.submit import submit_training
 
     with backlot.session() as s:
-        job = submit_training(s, code, name, art, base_model=base, captions=["mara and ovid"],
-                              settings={"steps": 60, "lr": 1e-3, "seed": 3}, key=f"{code}:train:{key}")
+        job = submit_training(s, code, name, art, base_model=base, captions=[caption], settings=TRAIN,
+                              key=f"{code}:train:{name}")
     _dispatch()
     (done,) = _wait([job.id], f"training {name}")
     with backlot.session() as s:
@@ -132,15 +162,20 @@ def _train(code: str, base: str, art: list[str], name: str, key: str) -> str:
     return version.ref
 
 
-def _render_all(code: str, base: str, adapter: str) -> list[str]:
+def _shot_adapters(shot: str, adapters: dict[str, str]) -> list[dict]:
+    who = scene(shot).character
+    return [{"ref": adapters[who], "weight": 1.0}] if who in adapters else []
+
+
+def _render_all(code: str, base: str, adapters: dict[str, str]) -> list[str]:
     from backlot.services.worker.submit import submit_render
 
     with backlot.session() as s:
         shots = [shot.code for shot in backlot.list_shots(s, code)]
         chain, previous = [], None
         for shot in shots:
-            settings = dict(RENDER, prompt=RENDER["prompt"].format(shot=shot))
-            job = submit_render(s, code, shot, settings, base_model=base, adapters=[{"ref": adapter, "weight": 1.0}],
+            settings = dict(RENDER, prompt=scene(shot).caption)
+            job = submit_render(s, code, shot, settings, base_model=base, adapters=_shot_adapters(shot, adapters),
                                 key=f"{code}:render:{shot}", depends_on=previous)
             chain.append(job)
             previous = job.id
@@ -151,6 +186,68 @@ def _render_all(code: str, base: str, adapter: str) -> list[str]:
             backlot.set_status(s, record.result_version_id, "approved", note="first pass approved")
     out.print(f"{len(shots)} shots rendered by the worker with continuity, and approved")
     return shots
+
+
+def _report_continuity(code: str, base: str, adapters: dict[str, str], shots: list[str]) -> None:
+    """Boundary and frame-to-frame differences of the renders, and the boundary each cut would
+    have without continuity (the shot's first frame drawn from its prompt alone, same seed)."""
+    from backlot import generation as gen
+    from backlot.generation.continuity import frame_paths, mean_abs_difference, shot_continuity
+
+    rows, joined, alone = [], [], []
+    with backlot.session() as s, tempfile.TemporaryDirectory() as tmp:
+        for index, shot in enumerate(shots):
+            version = backlot.get_version(s, f"{code}/shots/{shot}/main@latest")
+            figures = shot_continuity(s, version)
+            without = None
+            if figures.boundary is not None:
+                settings = gen.RenderSettings(**dict(RENDER, prompt=scene(shot).caption))
+                plan = gen.plan_render(s, code, shot, settings, base_model=base, frames=1, continuity=False,
+                                       adapters=[gen.AdapterUse(a["ref"], a["weight"])
+                                                 for a in _shot_adapters(shot, adapters)])
+                files, _ = gen.render_frames(plan, Path(tmp) / shot)
+                previous = backlot.get_version(s, figures.boundary_from)
+                without = mean_abs_difference(frame_paths(previous)[-1], files[0])
+                joined.append(figures.boundary)
+                alone.append(without)
+            rows.append((shot, scene(shot).caption, _figure(figures.boundary), _figure(without),
+                         _figure(figures.within)))
+    emit_table("Continuity (mean |difference| of 8-bit RGB, 0-255)",
+               ["shot", "prompt", "cut: continuity", "cut: --no-continuity", "frame to frame"], rows)
+    if joined:
+        ratio = (sum(joined) / len(joined)) / (sum(alone) / len(alone))
+        out.print(f"continuity: the mean difference at a cut is {sum(joined) / len(joined):.1f} with continuity and "
+                  f"{sum(alone) / len(alone):.1f} without ({ratio:.2f}x); inside a shot, frame to frame, "
+                  f"{_mean([r[4] for r in rows]):.1f}")
+
+
+def _figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def _mean(values: list[str]) -> float:
+    numbers = [float(v) for v in values if v != "–"]
+    return sum(numbers) / len(numbers) if numbers else float("nan")
+
+
+def _report_changes(code: str, shots: list[str], before: list[Path], after: list[Path], plan) -> None:
+    """Which shots changed (their thumbnails, before against after) and why (the plan's reason)."""
+    from backlot.generation.continuity import mean_abs_difference
+
+    items = {item.shot: item for item in plan if getattr(item, "shot", None)}
+    rows = []
+    for shot, old, new in zip(shots, before, after):
+        difference = mean_abs_difference(old, new)
+        item = items.get(shot)
+        if item is None:
+            why = "not remade: nothing it uses changed"
+        elif any(w.role == "adapter" for w in item.swaps):
+            why = f"{scene(shot).character} is in it: uses the adapter retrained on the new costume"
+        else:
+            why = f"continues from the shot before it, which changed ({item.continuity.replace(f'{code}/', '')})"
+        rows.append((shot, scene(shot).caption, f"{difference:.1f}", "yes" if old != new else "no", why))
+    emit_table("What changed (thumbnails, mean |difference| 0-255)", ["shot", "prompt", "difference", "remade", "why"],
+               rows)
 
 
 def _regenerate(code: str) -> None:
@@ -182,12 +279,17 @@ def _current_renders(code: str, shots: list[str]) -> list[Path]:
 
 
 def _contact_sheet(before: list[Path], after: list[Path], path: Path) -> Path:
+    """Before, after, and their difference (x3), one column per shot."""
+    import numpy as np
     from PIL import Image
 
-    tiles = [Image.open(p).convert("RGB").resize((96, 96)) for p in before + after]
+    old = [Image.open(p).convert("RGB").resize((96, 96), Image.NEAREST) for p in before]
+    new = [Image.open(p).convert("RGB").resize((96, 96), Image.NEAREST) for p in after]
+    diff = [Image.fromarray(np.clip(np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)) * 3, 0, 255)
+                            .astype(np.uint8)) for a, b in zip(old, new)]
     columns = len(before)
-    sheet = Image.new("RGB", (columns * 100 + 4, 2 * 100 + 4), (20, 20, 20))
-    for index, tile in enumerate(tiles):
+    sheet = Image.new("RGB", (columns * 100 + 4, 3 * 100 + 4), (20, 20, 20))
+    for index, tile in enumerate(old + new + diff):
         sheet.paste(tile, (4 + (index % columns) * 100, 4 + (index // columns) * 100))
     sheet.save(path)
     return path

@@ -21,6 +21,7 @@ import backlot
 from backlot.access import AuthenticationError, authenticate
 from backlot.db.access import Role
 from backlot.db.models import Asset, AssetKind, Note, Sequence, Shot, Version
+from backlot.db.provenance import VersionCredential
 from backlot.errors import NotFoundError
 from backlot.refs import ASSET_RE, CODE_RE
 from backlot.tracker.versions import load_version_records
@@ -164,14 +165,30 @@ def shot_view(scope: Viewer, shot: Code,
     role = scope.principal.role
     form = render.review_form(scope.project, selected, role.allows(Role.supervisor), role.allows(Role.artist))
     svg = _lineage(scope, selected.id, stale)
+    figures = _continuity(scope, selected.id) if chosen.kind == AssetKind.shot_render else None
     return html(render.shot_page(scope.project, who, record, names, chosen.name, selected, previous, versions, svg,
-                                 form))
+                                 form, render.continuity_pane(figures)))
+
+
+def _continuity(scope, version_id: int):
+    """Continuity figures measured on the stored frames when the page is asked for (versions
+    never change, so they are kept per version and neighbour). Against the version it continued
+    from, else the previous shot's current version; None when the frames cannot be read."""
+    from backlot.errors import BacklotError
+    from backlot.generation.continuity import cached_shot_continuity
+
+    try:
+        return cached_shot_continuity(scope.session, backlot.get_version(scope.session, version_id))
+    except (BacklotError, OSError, ValueError):
+        return None
 
 
 def _version_views(scope, shot: str, asset: str, stale: dict[int, queries.StaleInfo]) -> list[render.VersionView]:
     asset_id = scope.session.scalar(select(Asset.id).where(Asset.project_id == scope.project_id, Asset.name == asset))
     ids = list(scope.session.scalars(select(Version.id).where(Version.asset_id == asset_id).order_by(Version.number)))
     records = load_version_records(scope.session, ids)
+    credentials = dict(scope.session.execute(select(VersionCredential.version_id, VersionCredential.lineage)
+                                             .where(VersionCredential.version_id.in_(ids))).tuples().all())
     notes: dict[int, list] = {}
     for n in scope.session.scalars(select(Note).where(Note.version_id.in_(ids)).order_by(Note.id)):
         notes.setdefault(n.version_id, []).append(n)
@@ -180,24 +197,30 @@ def _version_views(scope, shot: str, asset: str, stale: dict[int, queries.StaleI
         files = [(f.path, f.sha256) for f in r.files]
         views.append(render.VersionView(
             id=r.id, number=r.number, status=r.status, created_by=r.created_by, created_at=r.created_at,
-            thumbnail=_pick_thumbnail(scope.project, files), preview=_pick_preview(scope.project, files),
+            thumbnail=_pick_thumbnail(scope.project, files, r.id), preview=_pick_preview(scope.project, files, r.id),
             stale_reason=stale[r.id].reason if r.id in stale else None,
             notes=[backlot.NoteRecord(n.id, r.ref, n.author, n.body,
                                        n.status_change.value if n.status_change else None, n.created_at)
                    for n in notes.get(r.id, [])],
-            href=f"/review/{scope.project}/shots/{shot}?{urlencode({'asset': asset, 'v': r.number})}"))
+            href=f"/review/{scope.project}/shots/{shot}?{urlencode({'asset': asset, 'v': r.number})}",
+            credentials=credentials.get(r.id)))
     return views
 
 
-def _pick_thumbnail(project: str, files: list[tuple[str, str]]) -> str | None:
+def _pick_thumbnail(project: str, files: list[tuple[str, str]], version_id: int) -> str | None:
     images = sorted((not THUMB.search(p), p, sha) for p, sha in files if IMAGE.search(p))
-    return media_url(project, images[0][2]) if images else None
+    return _version_media(project, images[0][2], version_id) if images else None
 
 
-def _pick_preview(project: str, files: list[tuple[str, str]]) -> str | None:
+def _pick_preview(project: str, files: list[tuple[str, str]], version_id: int) -> str | None:
     videos = sorted((not p.rsplit("/", 1)[-1].startswith("preview"), p, sha) for p, sha in files
                     if media_type(p).startswith("video/"))
-    return media_url(project, videos[0][2]) if videos else None
+    return _version_media(project, videos[0][2], version_id) if videos else None
+
+
+def _version_media(project: str, sha256: str, version_id: int) -> str:
+    """This version's copy of the content: its signed copy (with its own lineage) when it has one."""
+    return f"{media_url(project, sha256)}?version={version_id}"
 
 
 def _lineage(scope, version_id: int, stale: dict[int, queries.StaleInfo]) -> str:

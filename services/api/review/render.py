@@ -136,6 +136,27 @@ class VersionView:
     stale_reason: str | None
     notes: list[NoteRecord]
     href: str
+    credentials: dict | None = None  # the lineage its Content Credentials carry (None: unsigned)
+
+
+def credentials_mark(v: VersionView) -> str:
+    """The Content Credentials mark: the files carry signed C2PA manifests; hover or open for the lineage."""
+    c = v.credentials
+    if not c:
+        return ""
+    lines = ["Content Credentials: generated content (trainedAlgorithmicMedia), signed by Backlot"]
+    if c.get("base_model"):
+        lines.append(f"base model {c['base_model']['ref']}")
+    for a in c.get("adapters", []):
+        art = ", ".join(t["ref"] for t in a.get("training_data", []))
+        lines.append(f"adapter {a['ref']}" + (f" trained on {art}" if art else ""))
+    if c.get("continuity"):
+        lines.append(f"continues from {c['continuity']['ref']}")
+    if c.get("regenerated_from"):
+        lines.append(f"regenerated from {c['regenerated_from']['ref']}")
+    items = "".join(f"<li>{h(line)}</li>" for line in lines[1:])
+    return (f'<details class="badge credentials" data-credentials-for="{v.id}" title="{h(chr(10).join(lines))}">'
+            f'<summary aria-label="Content Credentials">CR</summary><ul>{items}</ul></details>')
 
 
 def media_pane(v: VersionView | None, label: str) -> str:
@@ -148,7 +169,7 @@ def media_pane(v: VersionView | None, label: str) -> str:
     else:
         media = thumb(v.thumbnail, f"v{v.number}").replace('loading="lazy"', "")
     return (f'<figure class="pane">{media}<figcaption>{h(label)} <b>v{v.number}</b> '
-            f'{status_badge(v.status, v.id)}{stale_badge(v.stale_reason)}</figcaption></figure>')
+            f'{status_badge(v.status, v.id)}{stale_badge(v.stale_reason)}{credentials_mark(v)}</figcaption></figure>')
 
 
 def review_form(project: str, v: VersionView, can_review: bool, can_note: bool) -> str:
@@ -176,13 +197,28 @@ def history(versions: list[VersionView], selected: int) -> str:
         cards.append(f'<li class="{cls}" data-version="{v.id}"><a href="{h(v.href)}">'
                      f'{thumb(v.thumbnail, f"v{v.number}")}</a>'
                      f'<div class="meta"><b>v{v.number}</b> {status_badge(v.status, v.id)}{stale_badge(v.stale_reason)}'
+                     f'{credentials_mark(v)}'
                      f'</div><div class="by">{h(v.created_by)} · {v.created_at:%Y-%m-%d %H:%M}</div>'
                      f'<ul class="notes" data-notes-for="{v.id}">{notes}</ul></li>')
     return f'<section class="history"><h2>Versions</h2><ol class="versions">{"".join(cards)}</ol></section>'
 
 
+def continuity_pane(figures) -> str:
+    """The selected render's continuity figures (backlot.generation.continuity.ShotContinuity)."""
+    if figures is None:
+        return ""
+    value = lambda x: "–" if x is None else f"{x:.1f}"  # noqa: E731
+    source = (f'cut from <b>{h(figures.boundary_from)}</b> (its last frame against this first frame): '
+              f'<b class="figure">{value(figures.boundary)}</b>' if figures.boundary is not None
+              else "no shot before it to cut from")
+    return (f'<section class="continuity"><h2>Continuity</h2><p>{source} · frame to frame inside the shot: '
+            f'<b class="figure">{value(figures.within)}</b> over {figures.frames} frames '
+            f'<small>(mean |difference| of 8-bit RGB, 0–255)</small></p></section>')
+
+
 def shot_page(project: str, who: str, shot, assets: list[str], asset: str | None, selected: VersionView | None,
-              previous: VersionView | None, versions: list[VersionView], lineage_svg: str, review: str) -> str:
+              previous: VersionView | None, versions: list[VersionView], lineage_svg: str, review: str,
+              continuity: str = "") -> str:
     seq = f'sequence <a href="/review/{h(project)}/sequences/{h(shot.sequence)}">{h(shot.sequence)}</a> · ' \
         if shot.sequence else ""
     head = (f'<h1>{h(shot.code)} <small>{seq}frames {shot.cut_in}–{shot.cut_out}'
@@ -199,5 +235,5 @@ def shot_page(project: str, who: str, shot, assets: list[str], asset: str | None
               f'{media_pane(previous, "previous")}</section>')
     lineage = (f'<section class="lineage-section"><h2>Lineage of {h(asset)} v{selected.number}</h2>'
                f'{lineage_svg or "<p>No inputs recorded.</p>"}</section>')
-    body = head + tabs + viewer + review + history(versions, selected.number) + lineage
+    body = head + tabs + viewer + continuity + review + history(versions, selected.number) + lineage
     return page(shot.code, body, project=project, who=who)
