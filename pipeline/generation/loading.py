@@ -3,62 +3,36 @@
 A worker renders many shots with one base model and a handful of adapters. Loading the
 base is the expensive part, so pipelines are cached by the base model's content hash;
 adapters are loaded into the cached pipeline once under their version's name and then
-switched with `set_adapters` — never by reloading the base.
+switched with `set_adapters` — never by reloading the base. What is loaded, and how, is
+the base model's family's business (families/): this module only caches and switches.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from backlot.generation.device import Device, pick_device, quiet_libraries
-
-LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
-
-
-@dataclass
-class LoadedPipeline:
-    text2img: object  # prompt -> frame(s)
-    img2img: object  # frame(s) -> frame(s): img2img, or video-to-video for a video base
-    device: Device
-    video: bool = False  # an AnimateDiff base: frames come out together
-    adapters: set[str] = field(default_factory=set)
-    active: tuple[tuple[str, float], ...] | None = None
-
+from backlot.generation.families import detect_family, get_family
+from backlot.generation.families.base import LORA_WEIGHTS, LoadedPipeline
 
 _CACHE: dict[str, LoadedPipeline] = {}
 
 
-def load_pipeline(content_hash: str, folder: Path, device: Device | None = None) -> LoadedPipeline:
-    """The pipeline of a base model version, loaded on first use and kept for the process.
+def load_pipeline(content_hash: str, folder: Path, device: Device | None = None,
+                  family: str | None = None) -> LoadedPipeline:
+    """The pipelines of a base model version, loaded on first use and kept for the process.
 
+    `family` is the one recorded on the version (detected from model_index.json when not given).
     BACKLOT_NO_PIPELINE_CACHE=1 loads it every time (the naive design, for the benchmark)."""
     if os.environ.get("BACKLOT_NO_PIPELINE_CACHE") == "1":
         _CACHE.clear()
     if content_hash in _CACHE:
         return _CACHE[content_hash]
     quiet_libraries()
-    from diffusers import DiffusionPipeline, StableDiffusionImg2ImgPipeline
-
-    device = device or pick_device()
-    text2img = DiffusionPipeline.from_pretrained(folder, dtype=device.torch_dtype(), local_files_only=True)
-    text2img.to(device.name)
-    text2img.set_progress_bar_config(disable=True)
-    if device.compile:
-        import torch
-
-        text2img.unet = torch.compile(text2img.unet)
-    # The continuation pipeline shares every component (and so every loaded adapter).
-    video = type(text2img).__name__ == "AnimateDiffPipeline"
-    if video:
-        from diffusers import AnimateDiffVideoToVideoPipeline
-
-        img2img = AnimateDiffVideoToVideoPipeline(**text2img.components)
-    else:
-        img2img = StableDiffusionImg2ImgPipeline(**text2img.components)
-    img2img.set_progress_bar_config(disable=True)
-    _CACHE[content_hash] = LoadedPipeline(text2img, img2img, device, video)
+    chosen = get_family(family) if family else detect_family(json.loads((Path(folder) / "model_index.json").read_text()))
+    _CACHE[content_hash] = chosen.load(Path(folder), device or pick_device())
     return _CACHE[content_hash]
 
 
@@ -82,3 +56,6 @@ def activate_adapters(loaded: LoadedPipeline, adapters: list[tuple[str, Path, fl
 
 def clear_cache() -> None:
     _CACHE.clear()
+
+
+__all__ = ["LORA_WEIGHTS", "LoadedPipeline", "load_pipeline", "activate_adapters", "clear_cache"]

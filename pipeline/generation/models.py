@@ -1,4 +1,9 @@
-"""The model registry: diffusers pipeline folders as `base_model` versions, and where to find them."""
+"""The model registry: diffusers pipeline folders as `base_model` versions, and where to find them.
+
+Registering detects the folder's model family from model_index.json (families/), checks the
+folder has what that family needs and records the family on the version's metadata; every
+later load, render and training asks that family.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from sqlalchemy.orm import Session
 from backlot.config import load_settings
 from backlot.errors import InvalidInputError, NotFoundError
 from backlot.storage import Store
+from backlot.store_cache import local_version_folder
 from backlot.tracker import VersionRecord, publish_version
 
 DEFAULT_TINY_NAME = "models/tiny"
@@ -47,10 +53,14 @@ def register_model(session: Session, project: str, name: str, path: str | Path, 
     they stay where they are and the version records the folder (moving it breaks loading,
     which then says so).
     """
+    from backlot.generation.families import detect_family
+
     folder = Path(path).expanduser().resolve()
     config = check_diffusers_folder(folder)
+    family = detect_family(config)
+    family.check_folder(folder, config)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
-    meta = {"pipeline_class": config["_class_name"], **(metadata or {})}
+    meta = {"pipeline_class": config["_class_name"], "family": family.name, **(metadata or {})}
     if not copy:
         meta["location"] = str(folder)
     return publish_version(session, project, name, files, kind="base_model", names=[str(p.relative_to(folder)) for p in files],
@@ -58,17 +68,28 @@ def register_model(session: Session, project: str, name: str, path: str | Path, 
                            recipe=None, store=store, copy_files=copy, actor=actor)
 
 
-def build_and_register_tiny(session: Session, project: str, name: str = DEFAULT_TINY_NAME, seed: int = 0,
-                            store: Store | None = None, actor: str | None = None,
-                            kind: str = "image") -> VersionRecord:
-    """Build the tiny stand-in pipeline (see tiny.py; `kind` image or animatediff) and
-    register it, copied into the store."""
-    from backlot.generation.tiny import build_tiny_pipeline
+def tiny_model_name(family: str) -> str:
+    """The asset a family's tiny stand-in is registered as by default."""
+    return {"sd": DEFAULT_TINY_NAME, "animatediff": "models/tiny_video"}.get(family, f"models/tiny_{family}")
 
+
+def build_and_register_tiny(session: Session, project: str, name: str | None = None, seed: int = 0,
+                            store: Store | None = None, actor: str | None = None,
+                            kind: str = "image", family: str | None = None) -> VersionRecord:
+    """Build a family's tiny stand-in (its `build_tiny`; `family` sd by default, `kind` the
+    older spelling: image or animatediff) and register it, copied into the store.
+
+    This is the one place a stand-in is chosen: another builder for a family (a trained one,
+    say) plugs in here, by family name."""
+    from backlot.generation.device import quiet_libraries
+    from backlot.generation.families import get_family
+
+    quiet_libraries()
+    chosen = get_family(family or {"image": "sd"}.get(kind, kind))
     with tempfile.TemporaryDirectory() as tmp:
-        folder = build_tiny_pipeline(Path(tmp) / "tiny", seed=seed, kind=kind)
-        return register_model(session, project, name, folder, copy=True, store=store, actor=actor,
-                              metadata={"stand_in": True, "tiny_seed": seed, "tiny_kind": kind})
+        folder = chosen.build_tiny(Path(tmp) / "tiny", seed)
+        return register_model(session, project, name or tiny_model_name(chosen.name), folder, copy=True, store=store,
+                              actor=actor, metadata={"stand_in": True, "tiny_seed": seed, "tiny_kind": chosen.name})
 
 
 def version_folder(version: VersionRecord, store: Store | None = None) -> Path:
@@ -80,8 +101,8 @@ def version_folder(version: VersionRecord, store: Store | None = None) -> Path:
             raise NotFoundError(f"{version.ref} refers to {folder}, which no longer exists; register the model again")
         return folder
     store = store or Store(load_settings().store_url)
-    if not store.local:
-        return _download(version, store)
+    if not store.local:  # through the host's verified, size-bounded cache
+        return local_version_folder(store, version.content_hash, version.files)
     folder = Path(store.version_dir(version.content_hash))
     if not folder.is_dir():
         raise NotFoundError(f"{version.ref}: its files are missing from the store at {folder}")

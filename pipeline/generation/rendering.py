@@ -1,10 +1,13 @@
 """Shot rendering with continuity, and the plan/recipe that makes it reproducible.
 
-A shot is rendered frame by frame: the first frame from the prompt (or, when the previous
-shot in editorial order has a version, img2img from that shot's last frame — the
-`continuity` input), every later frame img2img from the frame before it. Frame i uses
-seed + i. Everything that changes the bytes is in the recipe; `render_frames` takes only
-the plan, so a fresh process can replay a recipe exactly (see reproduce.py).
+How a shot's frames are made is the base model's family's business (families/): an image
+family renders frame by frame, the first from the prompt (or, when the previous shot in
+editorial order has a version, from that shot's last frame — the `continuity` input), every
+later frame from the frame before it, frame i with seed + i; a video family makes frames
+together, in windows. Continuity always enters as the previous shot's last frame, and the
+recipe records which frame (path and hash). Everything that changes the bytes is in the
+recipe; `render_frames` takes only the plan, so a fresh process can replay a recipe exactly
+(see reproduce.py).
 """
 
 from __future__ import annotations
@@ -19,16 +22,17 @@ from typing import Callable, Sequence
 
 from sqlalchemy.orm import Session
 
-from backlot.errors import InvalidInputError, NotFoundError
-from backlot.generation.device import library_versions, pick_device
+from backlot.errors import InvalidInputError, NotFoundError, article
+from backlot.generation.device import library_versions
+from backlot.generation.families import LEGACY_ADAPTER_FAMILY, family_of_version, get_family
 from backlot.generation.loading import activate_adapters, load_pipeline
 from backlot.generation.media import ShotMediaWriter, load_image
 from backlot.generation.models import version_folder
+from backlot.provenance import check_project_signer, sign_outputs
 from backlot.storage import Store
 from backlot.tracker import VersionRecord, get_project, get_shot, get_version, list_shots, publish_version
 
 RENDERER = "backlot.render.v1"
-VIDEO_WINDOW = 16  # frames a video base makes together (the tiny motion adapter holds up to 32)
 DEFAULT_OUTPUT = "main"
 
 
@@ -80,19 +84,20 @@ class RenderPlan:
 
     def recipe(self, loaded) -> dict:
         text2img = loaded.text2img
+        family = get_family(loaded.family)
         return {
             "kind": "shot_render", "renderer": RENDERER, **asdict(self.settings),
             "first_frame": self.first_frame, "frame_count": self.frame_count,
-            "fps": f"{self.fps.numerator}/{self.fps.denominator}",
-            "frame_seeds": f"seed + window index, windows of {VIDEO_WINDOW}" if loaded.video else "seed + frame index",
+            "fps": f"{self.fps.numerator}/{self.fps.denominator}", "family": family.name,
             "pipeline_class": type(text2img).__name__, "img2img_class": type(loaded.img2img).__name__,
             "scheduler_class": type(text2img.scheduler).__name__, "scheduler_config": dict(text2img.scheduler.config),
             "base_model": self.base_model.content_hash,
             "adapters": [{"ref": a.ref, "content_hash": a.content_hash, "weight": w} for a, w in self.adapters],
             "continuity": self.continuity.ref if self.continuity else None,
-            "prompt_truncated": _prompt_truncated(text2img.tokenizer, self.settings.prompt),
+            "continuity_frame": _continuity_file(self.continuity) if self.continuity else None,
+            "prompt_truncated": family.prompt_truncated(loaded, self.settings.prompt),
             "torch_threads": loaded.device.threads, "device_class": loaded.device.device_class,
-            "versions": library_versions(),
+            "versions": library_versions(), **family.recipe_fields(loaded, self),
         }
 
 
@@ -109,7 +114,10 @@ def plan_render(session: Session, project: str, shot: str, settings: RenderSetti
     count = frames if frames is not None else shot_record.frame_count + 2 * shot_record.handles
     base = get_version(session, base_model)
     if base.kind != "base_model":
-        raise InvalidInputError(f"{base.ref} is a {base.kind}, not a base_model")
+        raise InvalidInputError(f"{base.ref} is {article(base.kind)}, not a base_model")
+    family = family_of_version(base)
+    family.check_settings(settings)
+    family.check_frame_count(count)
     resolved = [(_checked_adapter(session, use.ref, base), use.weight) for use in adapters]
     if continuity is True:
         neighbour = previous_shot_version(session, project, shot, output)
@@ -122,7 +130,11 @@ def plan_render(session: Session, project: str, shot: str, settings: RenderSetti
 def _checked_adapter(session: Session, ref: str, base: VersionRecord) -> VersionRecord:
     adapter = get_version(session, ref)
     if adapter.kind != "adapter":
-        raise InvalidInputError(f"{adapter.ref} is a {adapter.kind}, not an adapter")
+        raise InvalidInputError(f"{adapter.ref} is {article(adapter.kind)}, not an adapter")
+    theirs, ours = adapter_family(adapter), family_of_version(base).name
+    if theirs != ours:
+        raise InvalidInputError(f"{adapter.ref} is {article(theirs)} adapter and {base.ref} is {article(ours)} base "
+                                f"model: an adapter only works on the family it was trained on; train one on {base.ref}")
     trained_on = [i for i in adapter.inputs if i.role == "base_model"]
     if trained_on and trained_on[0].version_id != base.id:
         trained_base = get_version(session, trained_on[0].version_id)
@@ -130,6 +142,12 @@ def _checked_adapter(session: Session, ref: str, base: VersionRecord) -> Version
             raise InvalidInputError(f"{adapter.ref} was trained on {trained_base.ref}, not {base.ref}: "
                                     "retrain it on this base model or render with that one")
     return adapter
+
+
+def adapter_family(adapter: VersionRecord) -> str:
+    """The family an adapter was trained for (adapters from before families: sd, the only one then)."""
+    return (adapter.metadata.get("family") or (adapter.recipe or {}).get("family")
+            or LEGACY_ADAPTER_FAMILY)
 
 
 def previous_shot_version(session: Session, project: str, shot: str, output: str = DEFAULT_OUTPUT) -> VersionRecord | None:
@@ -155,81 +173,39 @@ def render_asset(shot: str, output: str = DEFAULT_OUTPUT) -> str:
 def render_frames(plan: RenderPlan, out: Path, store: Store | None = None,
                   progress: Callable[[int], None] | None = None) -> tuple[list[Path], dict]:
     """Render the plan's frames, preview and thumbnail into `out`; returns (files, recipe)."""
-    loaded = load_pipeline(plan.base_model.content_hash, version_folder(plan.base_model, store))
+    family = family_of_version(plan.base_model)
+    family.check_settings(plan.settings)  # again here: a rerender takes its frame count from the current cut
+    family.check_frame_count(plan.frame_count)
+    loaded = load_pipeline(plan.base_model.content_hash, version_folder(plan.base_model, store), family=family.name)
     # Named by content, not id: a process may serve several databases, and ids repeat across them.
     activate_adapters(loaded, [(f"lora_{a.content_hash[:20]}", version_folder(a, store), w) for a, w in plan.adapters])
-    s = plan.settings
     recipe = plan.recipe(loaded)
     if recipe["prompt_truncated"]:
-        warnings.warn(f"prompt is longer than the tokenizer's {loaded.text2img.tokenizer.model_max_length} tokens "
-                      "and was truncated (recorded in the recipe)", stacklevel=2)
-    common = dict(prompt=s.prompt, negative_prompt=s.negative_prompt or None, num_inference_steps=s.steps,
-                  guidance_scale=s.guidance_scale)
+        warnings.warn("prompt is longer than the text encoder takes and was truncated (recorded in the recipe)",
+                      stacklevel=2)
     previous = _continuity_frame(plan, store)
-    draw = _video_frames if loaded.video else _image_frames
     media = ShotMediaWriter(out, plan.first_frame, plan.fps, thumbnail_index=plan.frame_count // 2)
     try:
-        draw(loaded, plan, previous, common, progress, media.add)
+        family.make_frames(loaded, plan, previous, media.add, progress)
         return media.finish(), recipe
     except BaseException:
         media.abort()
         raise
 
 
-def _image_frames(loaded, plan: RenderPlan, previous, common: dict, progress, emit) -> None:
-    """An image base: frame by frame, each img2img from the one before; frame i uses seed + i."""
-    import torch
-
-    s = plan.settings
-    for index in range(plan.frame_count):
-        generator = torch.Generator(device="cpu").manual_seed(s.seed + index)
-        if previous is None:
-            image = loaded.text2img(height=s.height, width=s.width, generator=generator, **common).images[0]
-        else:
-            strength = s.continuity_strength if index == 0 else s.frame_strength
-            image = loaded.img2img(image=previous, strength=strength, generator=generator, **common).images[0]
-        emit(image)
-        previous = image
-        if progress:
-            progress(index + 1)
-
-
-def _video_frames(loaded, plan: RenderPlan, previous, common: dict, progress, emit) -> None:
-    """A video (AnimateDiff) base: windows of VIDEO_WINDOW frames made together; a window after
-    the first, or the first one when there is a previous shot, is video-to-video from a clip
-    holding the last frame before it. Window w uses seed + w."""
-    import torch
-
-    s, made = plan.settings, 0
-    for window, start in enumerate(range(0, plan.frame_count, VIDEO_WINDOW)):
-        count = min(VIDEO_WINDOW, plan.frame_count - start)
-        generator = torch.Generator(device="cpu").manual_seed(s.seed + window)
-        if previous is None:
-            frames = loaded.text2img(num_frames=count, height=s.height, width=s.width, generator=generator,
-                                     **common).frames[0]
-        else:
-            strength = s.continuity_strength if window == 0 else s.frame_strength
-            frames = loaded.img2img(video=[previous] * count, strength=strength, generator=generator,
-                                    **common).frames[0]
-        for frame in frames[:count]:
-            emit(frame)
-        made += count
-        previous = frames[count - 1]
-        if progress:
-            progress(made)
+def _continuity_file(version: VersionRecord) -> dict:
+    """The frame of `version` a continuing shot starts from: its last, by path and hash."""
+    frames = sorted((f for f in version.files if f.path.startswith("frames/")), key=lambda f: f.path)
+    if not frames:
+        raise InvalidInputError(f"{version.ref} has no frames to continue from")
+    return {"path": frames[-1].path, "sha256": frames[-1].sha256}
 
 
 def _continuity_frame(plan: RenderPlan, store: Store | None):
     if plan.continuity is None:
         return None
-    frames = sorted(f.path for f in plan.continuity.files if f.path.startswith("frames/"))
-    if not frames:
-        raise InvalidInputError(f"{plan.continuity.ref} has no frames to continue from")
-    return load_image(version_folder(plan.continuity, store) / frames[-1], (plan.settings.width, plan.settings.height))
-
-
-def _prompt_truncated(tokenizer, prompt: str) -> bool:
-    return len(tokenizer(prompt).input_ids) > tokenizer.model_max_length
+    frame = _continuity_file(plan.continuity)
+    return load_image(version_folder(plan.continuity, store) / frame["path"], (plan.settings.width, plan.settings.height))
 
 
 def publish_render(session: Session, project: str, shot: str, plan: RenderPlan, *, output: str = DEFAULT_OUTPUT,
@@ -237,6 +213,7 @@ def publish_render(session: Session, project: str, shot: str, plan: RenderPlan, 
                    progress: Callable[[int], None] | None = None, idempotency_key: str | None = None,
                    actor: str | None = None) -> VersionRecord:
     """Render and publish a `shot_render` version with its inputs and recipe."""
+    signer = check_project_signer(session, project)  # before any GPU work: a missing signer stops here
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         files, recipe = render_frames(plan, out, store, progress)
@@ -245,10 +222,12 @@ def publish_render(session: Session, project: str, shot: str, plan: RenderPlan, 
             inputs.append(("continuity", plan.continuity.id))
         inputs += list(extra_inputs)
         last = plan.first_frame + plan.frame_count - 1
-        return publish_version(session, project, render_asset(shot, output), files, kind="shot_render", shot=shot,
-                               names=[str(f.relative_to(out)) for f in files], inputs=inputs, recipe=recipe,
-                               metadata={"frame_range": [plan.first_frame, last], "output": output},
-                               store=store, actor=actor, media_type="image/png", idempotency_key=idempotency_key)
+        version = publish_version(session, project, render_asset(shot, output), files, kind="shot_render", shot=shot,
+                                  names=[str(f.relative_to(out)) for f in files], inputs=inputs, recipe=recipe,
+                                  metadata={"frame_range": [plan.first_frame, last], "output": output},
+                                  store=store, actor=actor, media_type="image/png", idempotency_key=idempotency_key)
+        sign_outputs(session, version, signer, store)  # signed copies beside the unsigned bytes (docs/provenance.md)
+        return version
 
 
 def render_shot(session: Session, project: str, shot: str, settings: RenderSettings, *, base_model: str,
@@ -278,5 +257,5 @@ def plan_from_recipe(session: Session, version: VersionRecord) -> RenderPlan:
                       continuity)
 
 
-__all__ = ["AdapterUse", "RenderPlan", "RenderSettings", "plan_render", "publish_render", "render_frames",
+__all__ = ["AdapterUse", "adapter_family", "RenderPlan", "RenderSettings", "plan_render", "publish_render", "render_frames",
            "render_shot", "previous_shot_version", "plan_from_recipe", "render_asset"]

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -30,6 +30,9 @@ from backlot.generation.models import version_folder
 from backlot.storage import Store
 from backlot.tracker import VersionRecord, get_version
 from backlot.refs import parse_version_ref
+
+if TYPE_CHECKING:
+    from backlot.provenance.clearance import ClearanceOverride
 
 
 @dataclass(frozen=True)
@@ -102,11 +105,14 @@ def rerender_version(session: Session, ref: str | int, *, continuity: str | int 
 
 def retrain_adapter(session: Session, ref: str | int, *, inputs: Mapping[int, int] | None = None,
                     store: Store | None = None, progress=None, idempotency_key: str | None = None,
-                    actor: str | None = None) -> VersionRecord:
+                    actor: str | None = None,
+                    clearance_override: str | ClearanceOverride | None = None) -> VersionRecord:
     """A new version of an adapter from its training recipe (same settings, seed and captions),
     on its training data and base model swapped by `inputs` (old id -> new id), else to the
-    approved version of each one's asset. Records `regenerated_from`."""
+    approved version of each one's asset. Records `regenerated_from`. A clearance override
+    recorded on the adapter is replayed for the pieces it covered (`clearance_override`: a new one)."""
     from backlot.generation.training import TrainSettings, train_adapter
+    from backlot.provenance.clearance import carried_override
 
     version = get_version(session, ref)
     recipe = version.recipe or {}
@@ -122,7 +128,8 @@ def retrain_adapter(session: Session, ref: str | int, *, inputs: Mapping[int, in
     return train_adapter(session, version.project, version.asset, [a.ref for a in arts],
                          base_model=swap(get_version(session, base_id)).ref, captions=recipe.get("captions", []),
                          settings=settings, store=store, progress=progress, idempotency_key=idempotency_key,
-                         actor=actor, extra_inputs=[("regenerated_from", version.id)])
+                         actor=actor, extra_inputs=[("regenerated_from", version.id)],
+                         clearance_override=clearance_override or carried_override(version))
 
 
 def _swapper(session: Session, inputs: Mapping[int, int] | None):

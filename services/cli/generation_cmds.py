@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterator, List, Optional
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -11,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 import backlot
 from backlot import generation as gen
 from backlot.errors import InvalidInputError
-from backlot.services.cli.output import emit_json, err, out, user_errors
+from backlot.services.cli.output import EXIT_INTERRUPTED, emit_json, err, out, user_errors
 
 model_app = typer.Typer(help="Base models: register local diffusers pipelines, or build the tiny stand-in.",
                         no_args_is_help=True)
@@ -20,16 +21,30 @@ adapter_app = typer.Typer(help="LoRA adapters trained on concept art.", no_args_
 JSON_OPT = typer.Option(False, "--json", help="Print JSON on stdout (nothing else).")
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeRemainingColumn(), console=err, transient=True)
+def _progress(unit: str = "", quiet: bool = False) -> Progress:
+    """A bar on stderr when it is a terminal: done/total UNIT and the time left; none when `quiet` (--json).
+    Off a terminal it is disabled outright (a stopped Progress there prints an empty line)."""
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(),
+                    TextColumn("{task.completed}/{task.total} " + unit), TimeRemainingColumn(), console=err,
+                    transient=True, disable=quiet or not err.is_interactive)
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C: one line and exit 130, once the blocks inside have rolled back (nothing is published)
+    and stopped their bar; the preview encoder helper ignores the terminal's SIGINT and is ended by us."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        err.print("interrupted; nothing was published", markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _done(version, json_: bool, what: str) -> None:
     if json_:
         emit_json(version.to_dict())
     else:
-        out.print(f"{what} {version.ref}")
+        out.print(f"{what} {version.ref}", markup=False)
 
 
 @model_app.command("register")
@@ -37,22 +52,32 @@ def model_register(project: str, name: str, path: Path,
                    reference: bool = typer.Option(False, "--reference",
                                                   help="Leave the files where they are instead of copying them."),
                    json_: bool = JSON_OPT) -> None:
-    """Register a local diffusers pipeline folder as a base_model version."""
+    """Register a local diffusers pipeline folder as a base_model version (its model family is
+    detected from model_index.json and recorded)."""
     with user_errors(), err.status(f"hashing {path}"), backlot.session() as s:
         version = gen.register_model(s, project, name, path, copy=not reference)
-    _done(version, json_, "registered")
+    if json_:
+        emit_json(version.to_dict())
+    else:
+        out.print(f"registered {version.ref} ({version.metadata.get('family')})", markup=False)
 
 
 @model_app.command("tiny")
-def model_tiny(project: str, name: Optional[str] = typer.Option(None, help="Asset name (models/tiny, models/tiny_video)."),
+def model_tiny(project: str,
+               name: Optional[str] = typer.Option(None, help="Asset name (default models/tiny for sd, "
+                                                  "models/tiny_video for animatediff, models/tiny_FAMILY otherwise)."),
                seed: int = typer.Option(0, help="Weights seed: the same seed writes the same bytes."),
-               video: bool = typer.Option(False, "--video", help="The AnimateDiff (video) variant."),
+               family: Optional[str] = typer.Option(None, "--family",
+                                                    help="Model family: sd (default), animatediff, sdxl, flux, wan, ltx."),
+               video: bool = typer.Option(False, "--video", help="The AnimateDiff (video) variant: --family animatediff."),
                json_: bool = JSON_OPT) -> None:
-    """Build the tiny stand-in pipeline (random weights, offline) and register it."""
-    kind = "animatediff" if video else "image"
-    with user_errors(), err.status("building the tiny pipeline"), backlot.session() as s:
-        version = gen.build_and_register_tiny(s, project, name or ("models/tiny_video" if video else "models/tiny"),
-                                              seed=seed, kind=kind)
+    """Build a family's tiny stand-in pipeline (random weights, offline) and register it."""
+    with user_errors():
+        if video and family not in (None, "animatediff"):
+            raise InvalidInputError(f"--video is --family animatediff; it cannot be combined with --family {family}")
+        chosen = "animatediff" if video else family or "sd"
+        with err.status(f"building the tiny {chosen} pipeline"), backlot.session() as s:
+            version = gen.build_and_register_tiny(s, project, name, seed=seed, family=chosen)
     _done(version, json_, "registered")
 
 
@@ -65,14 +90,20 @@ def adapter_train(
     caption: List[str] = typer.Option([], help="One caption, or one per --from."),
     rank: int = typer.Option(4), steps: int = typer.Option(100), lr: float = typer.Option(1e-3),
     resolution: int = typer.Option(64), seed: int = typer.Option(0),
+    override_clearance: Optional[str] = typer.Option(
+        None, "--override-clearance", metavar="REASON",
+        help="Train on art not cleared to train; the reason (and who) is recorded on the adapter."),
     json_: bool = JSON_OPT,
 ) -> None:
-    """Train a LoRA on concept-art versions and publish it as an adapter version."""
+    """Train a LoRA on concept-art versions and publish it as an adapter version.
+
+    Art whose consent to train is 'no' (or, where the project requires clearance, anything not
+    'yes') is refused before the model loads, unless --override-clearance gives a reason."""
     settings = gen.TrainSettings(rank=rank, steps=steps, lr=lr, resolution=resolution, seed=seed)
-    with user_errors(), _progress() as bar, backlot.session() as s:
+    with _interruptible(), user_errors(), _progress("steps", quiet=json_) as bar, backlot.session() as s:
         task = bar.add_task(f"training {name}", total=steps)
         version = gen.train_adapter(s, project, name, from_, base_model=base or f"{project}/models/tiny@approved",
-                                    captions=caption, settings=settings,
+                                    captions=caption, settings=settings, clearance_override=override_clearance,
                                     progress=lambda step, loss: bar.update(task, completed=step,
                                                                            description=f"training {name} loss {loss:.4f}"))
     _done(version, json_, "trained")
@@ -109,7 +140,7 @@ def render(
     json_: bool = JSON_OPT,
 ) -> None:
     """Render a shot (PNG frames, MP4 preview, thumbnail) and publish it as a shot_render version."""
-    with user_errors():
+    with _interruptible(), user_errors():
         width, height = _parse_size(size)
         settings = gen.RenderSettings(prompt=prompt, negative_prompt=negative_prompt, seed=seed, steps=steps,
                                       guidance_scale=guidance, width=width, height=height)
@@ -117,7 +148,7 @@ def render(
             plan = gen.plan_render(s, project, shot, settings, base_model=base or f"{project}/models/tiny@approved",
                                    adapters=[_parse_adapter(a) for a in adapter], frames=frames,
                                    continuity=not no_continuity, output=output)
-            with _progress() as bar:
+            with _progress("frames", quiet=json_) as bar:
                 task = bar.add_task(f"rendering {shot}", total=plan.frame_count)
                 version = gen.publish_render(s, project, shot, plan, output=output,
                                              progress=lambda n: bar.update(task, completed=n))

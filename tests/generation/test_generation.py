@@ -222,9 +222,7 @@ def test_a_tiny_video_base_renders_with_continuity_and_verifies(production, tmp_
         settings = gen.RenderSettings(prompt="mara walks", steps=2, seed=3)
         first = gen.render_shot(s, "film", "sh010", settings, base_model=video.ref, output="video")
         second = gen.render_shot(s, "film", "sh020", settings, base_model=video.ref, output="video")
-        with pytest.raises(InvalidInputError, match="video base model is not supported"):
-            gen.train_adapter(s, "film", "adapters/v", [production["art"]], base_model=video.ref, settings=FAST)
-    assert video.metadata["pipeline_class"] == "AnimateDiffPipeline"
+    assert video.metadata["pipeline_class"] == "AnimateDiffPipeline" and video.metadata["family"] == "animatediff"
     assert first.recipe["pipeline_class"] == "AnimateDiffPipeline"
     assert first.recipe["img2img_class"] == "AnimateDiffVideoToVideoPipeline"
     assert len([f for f in first.files if f.path.startswith("frames/")]) == 5
