@@ -5,9 +5,14 @@ line and exits with code 2. Messages say what is wrong and what to do.
 """
 
 
+# Names read letter by letter that start with a vowel sound ("an sd adapter", "an ltx base").
+_SPELLED_WITH_VOWEL_SOUND = ("sd", "ltx", "fbx", "exr", "mp4", "otio")
+
+
 def article(word: str) -> str:
-    """`word` with its indefinite article, for messages: "an adapter", "a base_model"."""
-    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+    """`word` with its indefinite article, for messages: "an adapter", "a base_model", "an sd adapter"."""
+    vowel = word[:1].lower() in "aeiou" or word.split()[0].lower().startswith(_SPELLED_WITH_VOWEL_SOUND)
+    return f"{'an' if vowel else 'a'} {word}"
 
 
 class BacklotError(Exception):
