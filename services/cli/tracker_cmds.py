@@ -135,14 +135,20 @@ def publish(
     shot: Optional[str] = typer.Option(None, help="The shot a new shot_render asset belongs to."),
     new_version: bool = typer.Option(False, "--new-version",
                                      help="Publish a new number even when the latest version is identical."),
+    owner: Optional[str] = typer.Option(None, help="Rights of concept art, references, base models: who holds them."),
+    licence: Optional[str] = typer.Option(None, help="Rights: the licence or agreement (with --owner, --consent)."),
+    consent: Optional[str] = typer.Option(None, help="Rights: consent to train, yes, no or unknown."),
     json_: bool = JSON_OPT,
 ) -> None:
     """Publish a new version of an asset.
 
     When the latest version has the same files, inputs, recipe, metadata and media type, that
     version is kept and reported ("unchanged"): nothing is written, its status is left as it is.
+    --owner, --licence and --consent record the version's rights in the same transaction
+    (as `backlot rights set` does; training-data clearance, docs/provenance.md).
     """
     with user_errors():
+        rights = _rights_options(owner, licence, consent)
         inputs = [_split_pair(spec, "--input", "ROLE=REF") for spec in input_]
         metadata = dict(_split_pair(item, "--meta", "KEY=VALUE") for item in meta)
         recipe_body = _read_json(recipe) if recipe else None
@@ -150,6 +156,8 @@ def publish(
             version = backlot.publish_version(s, project, asset, files, kind=kind, inputs=inputs, recipe=recipe_body,
                                                metadata=metadata, status="wip" if status is None else status, shot=shot,
                                                new_version=new_version)
+            if rights:
+                _record_rights(s, version, rights)
     if json_:
         emit_json(version.to_dict())
     elif version.reused:
@@ -159,6 +167,27 @@ def publish(
                   "(use --new-version to publish anyway)", soft_wrap=True, markup=False)
     else:
         out.print(f"published {version.ref} ({len(version.files)} file(s), {version.status})", markup=False)
+
+
+def _rights_options(owner: str | None, licence: str | None, consent: str | None) -> dict[str, str] | None:
+    given = {"owner": owner, "licence": licence, "consent": consent}
+    if all(v is None for v in given.values()):
+        return None
+    missing = [f"--{k}" for k, v in given.items() if v is None]
+    if missing:
+        raise InvalidInputError(f"rights need --owner, --licence and --consent together: add {', '.join(missing)}")
+    return given
+
+
+def _record_rights(session, version, rights: dict[str, str]) -> None:
+    """Rights of the published (or kept) version; a kept version whose rights are already these is left alone."""
+    from backlot import provenance
+
+    current = provenance.get_rights(session, version.id)
+    if current and (current.owner, current.licence, current.consent) == (
+            rights["owner"].strip(), rights["licence"].strip(), rights["consent"].strip().lower()):
+        return
+    provenance.set_rights(session, version.ref, **rights)
 
 
 def versions(asset_ref: str = typer.Argument(..., metavar="PROJECT/ASSET"), json_: bool = JSON_OPT) -> None:

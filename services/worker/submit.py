@@ -10,7 +10,9 @@ from sqlalchemy import text
 
 import backlot
 from backlot import jobs
+from backlot.config import load_settings
 from backlot.db.jobs import JobKind
+from backlot.errors import InvalidInputError
 from backlot.lineage import PlanItem, plan_regeneration
 from backlot.services.worker.dispatch import dispatch
 from backlot.tracker.projects import find_project
@@ -27,10 +29,18 @@ def submit_render(session, project: str, shot: str, settings: dict, *, base_mode
 
 def submit_training(session, project: str, name: str, concept_art: Sequence[str], *, base_model: str,
                     captions: Sequence[str] = (), settings: dict | None = None,
-                    key: str | None = None) -> jobs.JobRecord:
+                    key: str | None = None, clearance_override: str | None = None,
+                    actor: str | None = None) -> jobs.JobRecord:
+    """A training job; `clearance_override` (a reason) trains on art not cleared to train, recorded
+    on the adapter as decided by the requester (`actor`), not by the worker that runs it."""
     params = {"name": name, "concept_art": list(concept_art), "base_model": base_model, "captions": list(captions),
               "settings": settings or {}}
-    return jobs.request_job(session, project, JobKind.train_adapter, params, idempotency_key=key or _key("train"))
+    if clearance_override is not None:
+        if not clearance_override.strip():
+            raise InvalidInputError("--override-clearance needs a reason (it is recorded on the adapter)")
+        params["clearance_override"] = {"reason": clearance_override.strip(), "by": actor or load_settings().user}
+    return jobs.request_job(session, project, JobKind.train_adapter, params, idempotency_key=key or _key("train"),
+                            actor=actor)
 
 
 @dataclass(frozen=True)

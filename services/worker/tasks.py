@@ -97,6 +97,7 @@ def execute(kind: JobKind, project: str, params: dict, job_id: int,
             version = gen.train_adapter(s, project, params["name"], params["concept_art"],
                                         base_model=params["base_model"], captions=params.get("captions", []),
                                         settings=settings, idempotency_key=key,
+                                        clearance_override=_override(params),
                                         progress=lambda step, loss: beat(step / settings.steps, f"loss {loss:.4f}"))
         elif kind == JobKind.render_shot:
             settings = gen.RenderSettings(**params["settings"])
@@ -107,7 +108,9 @@ def execute(kind: JobKind, project: str, params: dict, job_id: int,
                                          progress=lambda n: beat(n / plan.frame_count, f"frame {n}/{plan.frame_count}"))
         elif kind == JobKind.retrain_adapter:
             steps = max(1, int((backlot.get_version(s, params["source"]).recipe or {}).get("steps", 1)))
+            # an override recorded on the source adapter is replayed by retrain_adapter, for what it covered
             version = gen.retrain_adapter(s, params["source"], inputs=_swaps(s, params), idempotency_key=key,
+                                          clearance_override=_override(params),
                                           progress=lambda step, loss: beat(min(step / steps, 0.99), f"loss {loss:.4f}"))
             if params.get("approval") == "auto" and version.status != "approved":
                 backlot.set_status(s, version.id, "approved", actor="backlot-regen",
@@ -125,6 +128,14 @@ def execute(kind: JobKind, project: str, params: dict, job_id: int,
                                            idempotency_key=key, progress=lambda n: beat(0.5, f"frame {n}"))
         jobs.finish_job(s, job_id, version.id)
         return version.id, take_due(s)
+
+
+def _override(params: dict):
+    """The clearance override the requester recorded on the job, if any."""
+    from backlot.provenance import ClearanceOverride
+
+    record = params.get("clearance_override")
+    return ClearanceOverride(record["reason"], record.get("by")) if record else None
 
 
 def _result_of(session, job_id: int) -> int:
@@ -169,7 +180,10 @@ def warm_up(**_kwargs) -> None:
         start_helper()
     except OSError as exc:  # the first preview will try again and report it
         log.warning("could not start the preview encoder: %s", exc)
+    from backlot.services.worker.registry import record_process
+
     ref = os.environ.get("BACKLOT_WARM_MODEL")
+    record_process(warm=ref)  # `backlot worker status` lists this process (and what it loaded)
     if not ref:
         return
     from backlot.generation.loading import load_pipeline
@@ -179,6 +193,7 @@ def warm_up(**_kwargs) -> None:
         with backlot.session() as s:
             version = backlot.get_version(s, ref)
         load_pipeline(version.content_hash, version_folder(version))
+        record_process(warm=ref, loaded=[version.ref])
     except BacklotError as exc:
         log.warning("could not warm %s: %s", ref, exc)
 

@@ -178,7 +178,7 @@ def table_counts(settings: ApiSettings) -> dict[str, int]:
     from sqlalchemy import text
 
     tables = ["projects", "sequences", "shots", "assets", "versions", "version_files", "version_inputs", "recipes",
-              "notes", "events", "api_tokens", "webhook_subscribers", "webhook_deliveries", "webhook_attempts"]
+              "notes", "events", "api_tokens", "webhook_subscribers", "webhook_deliveries", "webhook_attempts", "art_rights"]
     with engine_for(settings).connect() as conn:
         counts = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar() for t in tables}
         counts["approved"] = conn.execute(text("SELECT count(*) FROM versions WHERE status = 'approved'")).scalar()

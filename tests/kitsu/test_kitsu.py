@@ -194,3 +194,48 @@ def test_watch_pulls_when_the_event_stream_reports_a_comment(run, zou, productio
         watcher.join(10)
     (event_report,) = [r for why, r in reports if why == "event"]
     assert [(c["version"], c["to"]) for c in event_report.pulled.statuses] == [(refs[0], "approved")]
+
+
+def test_the_review_movie_pushed_is_signed_and_what_zou_serves_is_its_transcode(run, zou, production, kitsu_admin,
+                                                                                 login_env, env, tmp_path, monkeypatch):
+    """The review copy goes out signed with the version's lineage (read back from what the push sent);
+    Zou stores a transcode of it, which carries no manifest (docs/provenance.md says so)."""
+    import io
+    import shutil
+
+    import c2pa
+    import gazu
+
+    from backlot import provenance
+    from backlot.integrations.kitsu import push
+    from backlot.provenance.credentials import LINEAGE_LABEL
+
+    _, name, refs = production
+    with backlot.session() as s:
+        provenance.use_signer(s, "film", provenance.init_signer(env / "signers" / "film", organisation="Studio").folder)
+    sent = {}
+
+    def keep_what_is_sent(session, version, path, dest, file_name):  # the real signing, its output kept aside
+        signed = provenance.sign_for_delivery(session, version, path, dest, file_name)
+        sent[version.ref] = shutil.copy(signed, tmp_path / f"sent-{version.id}.mp4")
+        return signed
+
+    monkeypatch.setattr(push, "sign_for_delivery", keep_what_is_sent)
+    link(run, zou.url, name)
+    report = sync(run, "--push", "--create-missing")
+    assert [p["version"] for p in report["pushed"]] == refs and not report["failures"]
+    first = report["pushed"][0]
+    with backlot.session() as s:
+        lineage = provenance.build_lineage(s, backlot.get_version(s, first["version"]))
+    with c2pa.Reader("video/mp4", io.BytesIO(open(sent[first["version"]], "rb").read())) as reader:
+        assert reader.get_validation_state() == "Valid"
+        carried = next(a["data"] for a in reader.get_active_manifest()["assertions"] if a["label"] == LINEAGE_LABEL)
+    assert {k: v for k, v in carried.items() if k != "file"} == lineage
+    assert carried["file"]["path"] == "review/preview.mp4"
+    served = tmp_path / "served.mp4"
+    gazu.files.download_preview_movie(first["preview"], str(served), client=kitsu_admin)
+    data = served.read_bytes()
+    assert data[4:8] == b"ftyp" and data != open(sent[first["version"]], "rb").read()
+    # Zou serves its own transcode: no manifest survives. If a Zou upgrade keeps it, update docs/provenance.md.
+    with pytest.raises(c2pa.C2paError):
+        c2pa.Reader("video/mp4", io.BytesIO(data))

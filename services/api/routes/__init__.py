@@ -11,6 +11,6 @@ route that has none, and tests/api/test_permissions.py fails until it knows how 
 the new route (add it to its REQUESTS table).
 """
 
-from backlot.services.api.routes import media, projects, regen, versions, webhooks
+from backlot.services.api.routes import media, projects, regen, rights, versions, webhooks
 
-ROUTERS = [projects.router, versions.router, media.router, webhooks.router, regen.router]
+ROUTERS = [projects.router, versions.router, media.router, webhooks.router, regen.router, rights.router]

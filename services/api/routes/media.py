@@ -5,6 +5,10 @@ read from the store in chunks; `Range: bytes=a-b`, `a-` and `-n` get 206 with Co
 an unsatisfiable range 416, several ranges at once the whole file (RFC 9110 lets a server
 ignore Range). Content never changes for a hash, so the hash is a strong ETag and responses
 may be cached for good. Media is sandboxed (CSP) so an uploaded SVG or HTML runs no script.
+
+A generated file is served as its signed copy (Content Credentials, `signed_files`) when one
+exists: that of `?version=ID`, else of the first version that had this content (so a URL keeps
+serving the same bytes). Its ETag is the signed copy's sha256. Otherwise the stored bytes.
 """
 
 from __future__ import annotations
@@ -14,15 +18,17 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Iterator
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
 
 from backlot.db.models import Version, VersionFile
+from backlot.db.provenance import SignedFile
 from backlot.errors import NotFoundError
 from backlot.storage import Store
 from backlot.services.api.auth import Viewer
 from backlot.services.api.errors import ERROR_RESPONSES
+from backlot.services.api.paging import MAX_ID
 
 router = APIRouter(prefix="/api/projects/{project}", responses=ERROR_RESPONSES, tags=["media"])
 
@@ -92,29 +98,36 @@ MEDIA_RESPONSES = {200: {"content": {"application/octet-stream": {}}, "descripti
                    416: {"description": "Range not satisfiable"}}
 
 
+VersionId = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Serve this version's signed copy (Content Credentials) "
+                                              "of the content; default: the first version's")]
+
+
 @router.get("/media/{sha256}", response_class=Response, responses=MEDIA_RESPONSES)
-def get_media(scope: Viewer, sha256: Sha256, request: Request) -> Response:
-    """A file of one of the project's versions, by the sha256 of its content."""
-    return serve_media(scope, sha256, request)
+def get_media(scope: Viewer, sha256: Sha256, request: Request, version: VersionId = None) -> Response:
+    """A file of one of the project's versions, by the sha256 of its content (its signed copy when it has one)."""
+    return serve_media(scope, sha256, request, version)
 
 
 @router.head("/media/{sha256}", response_class=Response, responses=MEDIA_RESPONSES)
-def head_media(scope: Viewer, sha256: Sha256, request: Request) -> Response:
+def head_media(scope: Viewer, sha256: Sha256, request: Request, version: VersionId = None) -> Response:
     """The headers of GET: type, length, ETag, ranges."""
-    return serve_media(scope, sha256, request)
+    return serve_media(scope, sha256, request, version)
 
 
-def serve_media(scope, sha256: str, request: Request) -> Response:
+def serve_media(scope, sha256: str, request: Request, version: int | None = None) -> Response:
+    of_version = [VersionFile.version_id == version] if version is not None else []
     row = scope.session.execute(
         select(VersionFile.path, VersionFile.size).join(Version, Version.id == VersionFile.version_id)
-        .where(VersionFile.sha256 == sha256, Version.project_id == scope.project_id)
+        .where(VersionFile.sha256 == sha256, Version.project_id == scope.project_id, *of_version)
         .order_by(VersionFile.path).limit(1)
     ).first()
     if row is None:
-        raise NotFoundError(f"no file with content {sha256[:12]}… in project {scope.project}")
-    if not scope.store.exists(sha256):
-        raise NotFoundError(f"{row.path} ({sha256[:12]}…) is not in the store: it was published in place")
-    etag = f'"{sha256}"'
+        where = f"version {version} of project" if version is not None else "project"
+        raise NotFoundError(f"no file with content {sha256[:12]}… in {where} {scope.project}")
+    served, size = signed_copy(scope, sha256, version) or (sha256, row.size)
+    if not scope.store.exists(served):
+        raise NotFoundError(f"{row.path} ({served[:12]}…) is not in the store: it was published in place")
+    etag = f'"{served}"'
     headers = {
         "ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, max-age=31536000, immutable",
         "X-Content-Type-Options": "nosniff",
@@ -124,7 +137,6 @@ def serve_media(scope, sha256: str, request: Request) -> Response:
     kind = media_type(row.path)
     if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)
-    size = row.size
     wanted = request.headers.get("range")
     if_range = request.headers.get("if-range")
     try:
@@ -137,8 +149,19 @@ def serve_media(scope, sha256: str, request: Request) -> Response:
         headers["Content-Range"] = f"bytes {part.start}-{part.end}/{size}"
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=kind)
-    return StreamingResponse(read_chunks(scope.store, sha256, start, length), status_code=status, headers=headers,
+    return StreamingResponse(read_chunks(scope.store, served, start, length), status_code=status, headers=headers,
                              media_type=kind)
+
+
+def signed_copy(scope, sha256: str, version: int | None) -> tuple[str, int] | None:
+    """(sha256, size) of the signed copy to serve for this content, if one was made."""
+    of_version = [SignedFile.version_id == version] if version is not None else []
+    row = scope.session.execute(
+        select(SignedFile.sha256, SignedFile.size).join(Version, Version.id == SignedFile.version_id)
+        .where(SignedFile.source_sha256 == sha256, Version.project_id == scope.project_id, *of_version)
+        .order_by(SignedFile.version_id, SignedFile.path).limit(1)
+    ).first()
+    return (row.sha256, row.size) if row else None
 
 
 def _ascii_name(path: str) -> str:
