@@ -118,17 +118,44 @@ def test_demo_runs_end_to_end_through_a_real_worker(run, db_url, tmp_path):
     result = run("demo", "--output", tmp_path / "demo")
     said = " ".join(result.stdout.split())  # rich wraps long lines
     assert "after regeneration: 0 stale version(s), 0 item(s) left to regenerate" in said
-    assert "adapter demo/adapters/cast@2 retrained on the new look, then 10 shots re-rendered" in said
+    # mara's new costume: her adapter retrains; her first shot (sh0040) and every shot after it
+    # (continuity) re-render; sh0010-sh0030 stay as they were.
+    assert "adapter demo/adapters/mara@2 retrained on the new look, then 7 shots re-rendered" in said
+    assert "continuity: the mean difference at a cut is" in said
+    assert "uses the adapter retrained on the new costume" in said and "not remade: nothing it uses changed" in said
     assert (tmp_path / "demo" / "contact_sheet.png").stat().st_size > 0
     import opentimelineio as otio
 
     conformed = otio.adapters.read_from_file(str(tmp_path / "demo" / "sq010_conformed.otio"))
     assert len(list(conformed.find_clips())) == 10
+    check_demo_credentials()
     stale = json.loads(run("stale", "demo", "--json").stdout)
     assert [s for s in stale if s["kind"] == "shot_render"] == []
     versions = json.loads(run("versions", "demo/shots/sq010_sh0100/main", "--json").stdout)
     assert [v["number"] for v in versions] == [1, 2]
     assert {i["role"] for i in versions[1]["inputs"]} >= {"continuity", "adapter", "regenerated_from", "base_model"}
+
+
+def check_demo_credentials() -> None:
+    """Every shot render the demo made (worker jobs included) has a signed copy of each file that reads
+    back valid, binds the stored file, and carries the lineage the tracker records for it."""
+    import backlot
+    from backlot import provenance
+    from backlot.db.provenance import SignedFile, VersionCredential
+    from sqlalchemy import select
+
+    with backlot.session() as s:
+        renders = [v for a in backlot.list_assets(s, "demo", "shot_render")
+                   for v in backlot.list_versions(s, "demo", a.name)]
+        assert len(renders) == 17  # ten shots, seven of them re-rendered
+        for version in renders:
+            credential = s.get(VersionCredential, version.id)
+            assert credential is not None and credential.lineage == provenance.build_lineage(s, version), version.ref
+            signed = set(s.scalars(select(SignedFile.path).where(SignedFile.version_id == version.id)))
+            assert signed == {f.path for f in version.files}, version.ref
+            report = provenance.check_version(s, version.ref)
+            assert report.ok and {f.state for f in report.files} == {"trusted"}, report.to_dict()  # the demo's anchor
+            assert all(f.lineage["ref"] == version.ref for f in report.files)
 
 
 def test_adapter_approval_setting_and_regen_bad_input(run, db_url):
