@@ -33,3 +33,7 @@ class ConflictError(BacklotError):
 
 class DatabaseError(BacklotError):
     """The database cannot be reached, started, or is at the wrong schema revision."""
+
+
+class StoreUnavailableError(BacklotError):
+    """The file store cannot be reached (an object store endpoint down): try again later."""

@@ -262,6 +262,12 @@ def report_progress(session: Session, job_id: int, progress: float, note: str | 
     return state is not None and state != JobState.cancelled
 
 
+def touch_heartbeat(session: Session, job_id: int) -> None:
+    """A heartbeat alone, for a running job between progress reports (a model being fetched
+    and loaded reports no progress, and must not look lost meanwhile)."""
+    session.execute(update(Job).where(Job.id == job_id, Job.state == JobState.running).values(heartbeat_at=_now()))
+
+
 def finish_job(session: Session, job_id: int, version_id: int) -> None:
     """Mark a job done with its result, in the transaction that publishes the result. A job
     cancelled meanwhile raises (a BacklotError), so that transaction publishes nothing."""

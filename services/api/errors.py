@@ -16,7 +16,8 @@ from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backlot.access.errors import AuthenticationError, PermissionDeniedError
-from backlot.errors import BacklotError, ConflictError, DatabaseError, InvalidInputError, NotFoundError
+from backlot.errors import (BacklotError, ConflictError, DatabaseError, InvalidInputError, NotFoundError,
+                            StoreUnavailableError)
 
 log = logging.getLogger("backlot.api")
 
@@ -38,6 +39,7 @@ STATUS_FOR = [
     (ConflictError, 409),
     (InvalidInputError, 400),
     (DatabaseError, 503),
+    (StoreUnavailableError, 503),
 ]
 
 # Documented on every route, so clients (and schemathesis) know the error shape.

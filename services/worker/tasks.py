@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import traceback as tb
+from contextlib import contextmanager
 
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import select
@@ -51,7 +53,8 @@ def run_job(self, job_id: int) -> int | None:
         send_due(due)
         return existing
     try:
-        version_id, due = execute(kind, project, params, job_id, continuity)
+        with _heartbeat(job_id):
+            version_id, due = execute(kind, project, params, job_id, continuity)
     except (Exception, SoftTimeLimitExceeded) as exc:  # noqa: BLE001 - every failure is recorded on the job
         final = isinstance(exc, BacklotError)  # bad input will not get better by retrying
         with backlot.session() as s:
@@ -71,6 +74,31 @@ def _dependency_result(session, job) -> int | None:
         return None
     parent = session.get(type(job), job.depends_on_id)
     return parent.result_version_id if parent and parent.state == JobState.done else None
+
+
+@contextmanager
+def _heartbeat(job_id: int):
+    """Beat in the background while the job runs, whatever it is doing: between progress
+    reports (fetching a many-GB model from the store, loading it) a job must not look lost to
+    the dispatcher, or another host would run it too. A database outage only skips beats."""
+    stop = threading.Event()
+    every = max(HEARTBEAT_EVERY, STALE_AFTER / 4)
+
+    def beat() -> None:
+        while not stop.wait(every):
+            try:
+                with backlot.session() as s:
+                    jobs.touch_heartbeat(s, job_id)
+            except Exception as exc:  # noqa: BLE001 - the next beat tries again; progress reports still beat
+                log.debug("heartbeat of job %s skipped: %s", job_id, exc)
+
+    thread = threading.Thread(target=beat, name=f"backlot-heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def execute(kind: JobKind, project: str, params: dict, job_id: int,

@@ -22,7 +22,6 @@ import ctypes
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from tests.storage.conftest import S3, free_port
+from tests.storage.conftest import S3, MotoS3, free_port, wait_for_port  # noqa: F401 - re-exported for bench_soak
 from tests.worker.conftest import RedisServer
 
 # The credentials and region tests.storage.conftest.S3.client() uses (moto accepts any).
@@ -43,54 +42,6 @@ NOT_INHERITED = ("DATABASE_URL", "BROKER_URL", "BACKLOT_HOME", "BACKLOT_STORE", 
                  "BACKLOT_TEST_DATABASE_URL", "AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_REGION",
                  "AWS_SESSION_TOKEN", "BACKLOT_PARENT_PID")
 CLONE_NEWUTS = 0x04000000
-
-
-class MotoS3:
-    """moto's S3 server in this process, on a port that stays the same across stop/start."""
-
-    def __init__(self, port: int | None = None):
-        self.port = port or free_port()
-        self._server = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def running(self) -> bool:
-        return self._server is not None
-
-    def start(self) -> None:
-        import logging
-
-        from moto.server import ThreadedMotoServer
-
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self._server.start()
-        wait_for_port(self.port)
-
-    def stop(self) -> None:
-        """Unreachable: the listening socket is closed too (moto's stop leaves it open, and
-        clients would hang in its backlog instead of being refused)."""
-        if self._server is None:
-            return
-        server, self._server = self._server, None
-        wsgi = server._server
-        server.stop()
-        if wsgi is not None:
-            wsgi.server_close()
-
-
-def wait_for_port(port: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
 @contextlib.contextmanager

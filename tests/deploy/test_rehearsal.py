@@ -81,7 +81,8 @@ def test_two_hosts_an_object_store_and_a_host_lost_mid_render(stack, tiny_folder
         host.env["BACKLOT_WARM_MODEL"] = base.ref
         host.start()
     stack.wait_ready()
-    assert all(h.own_name for h in stack.hosts), "hosts need their own hostnames (run as root)"
+    if not all(h.own_name for h in stack.hosts):
+        pytest.skip("hosts need their own hostnames (a UTS namespace: run as root) to rehearse a lost host")
     ids = _submit_chains(base.ref)
 
     # Kill a host that has finished a job and is in the middle of its next one.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Iterator
@@ -23,15 +24,57 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class MotoS3:
+    """moto's S3 server in this process, on a port that stays the same across stop/start."""
+
+    def __init__(self, port: int | None = None):
+        self.port = port or free_port()
+        self._server = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        """Unreachable: the listening socket is closed too (moto's stop leaves it open, and
+        clients would hang in its backlog instead of being refused)."""
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        wsgi = server._server
+        server.stop()
+        if wsgi is not None:
+            wsgi.server_close()
+
+
+def wait_for_port(port: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = MotoS3()
     server.start()
-    yield f"http://127.0.0.1:{port}"
+    yield server.endpoint
     server.stop()
 
 

@@ -4,6 +4,7 @@ and the review page's media route serving a file kept on S3."""
 from __future__ import annotations
 
 import os
+import uuid
 
 import httpx
 import pytest
@@ -118,3 +119,42 @@ def test_frames_and_kitsu_previews_are_read_through_the_cache(db_url, s3, files)
     assert [p.read_bytes() for p in frames] == [b"bytes 0", b"bytes 1"]
     preview = preview_path(v)
     assert preview.read_bytes() == b"bytes 2" and os.path.realpath(preview).startswith(str(load_settings().home))
+
+
+def test_media_while_the_store_is_unreachable_is_a_503_with_a_reason(db_url, files, tmp_path, monkeypatch, env):
+    """An S3 endpoint down: the API says so (503, retry) instead of a 500 or a broken stream."""
+    from tests.api.conftest import free_port as api_port, start_server
+    from tests.storage.conftest import S3, MotoS3
+    from backlot import access
+    from backlot.config import Settings
+    from backlot.services.api import ApiSettings, create_app
+    from backlot.services.api.config import WebhookSettings
+
+    server_s3 = MotoS3()
+    server_s3.start()
+    for name, value in {"AWS_ACCESS_KEY_ID": "backlot-test", "AWS_SECRET_ACCESS_KEY": "backlot-secret",
+                        "AWS_DEFAULT_REGION": "eu-west-1", "AWS_ENDPOINT_URL": server_s3.endpoint}.items():
+        monkeypatch.setenv(name, value)
+    spec = S3(server_s3.endpoint, "down" + uuid.uuid4().hex[:10], "")
+    spec.client().create_bucket(Bucket=spec.bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    url = f"s3://{spec.bucket}/store"
+    monkeypatch.setenv("BACKLOT_STORE", url)
+    with backlot.session() as s:
+        backlot.create_project(s, "film")
+        v = backlot.publish_version(s, "film", "refs/clip", [files("clip.mp4", b"x" * 5000)], kind="reference")
+        token = access.create_token(s, "film", "viewer", name="viewer-bot", actor="tests").secret
+    settings = ApiSettings(backlot=Settings(home=tmp_path / "api-home", database_url=db_url, store_url=url,
+                                            user="api"), webhooks=WebhookSettings(enabled=False))
+    api, thread = start_server(create_app(settings), port := api_port())
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {token}"},
+                          timeout=60) as c:
+            assert c.get(f"/api/projects/film/media/{v.files[0].sha256}").status_code == 200
+            server_s3.stop()
+            down = c.get(f"/api/projects/film/media/{v.files[0].sha256}")
+            assert down.status_code == 503, down.text
+            assert "file store cannot be reached" in down.json()["error"]
+    finally:
+        server_s3.stop()
+        api.should_exit = True
+        thread.join(10)

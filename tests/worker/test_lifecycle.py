@@ -182,3 +182,32 @@ def test_taken_messages_leave_the_broker_table(studio, start_worker):
             return s.execute(text("SELECT count(*) FROM kombu_message")).scalar() == 0
 
     wait_until(drained, timeout=120)
+
+
+def test_a_running_job_beats_while_it_reports_no_progress(db_url, monkeypatch):
+    """Fetching and loading a big model reports no progress: the job must still look alive."""
+    from backlot import jobs
+    from backlot.db.jobs import Job
+    from backlot.services.worker import tasks
+
+    monkeypatch.setattr(tasks, "STALE_AFTER", 2.0)  # beats every max(1 s, 2 s / 4)
+    with backlot.session() as s:
+        backlot.create_project(s, "film")
+        job = jobs.request_job(s, "film", "render_shot", {"shot": "sh010"}, idempotency_key="beat-test")
+        jobs.claim_job(s, job.id, jobs.worker_name(), stale_after=2.0)
+
+    def heartbeat():
+        with backlot.session() as s:
+            return s.get(Job, job.id).heartbeat_at
+
+    claimed = heartbeat()
+    with tasks._heartbeat(job.id):
+        time.sleep(3.5)  # silent work, as a model load is
+        beaten = heartbeat()
+    assert beaten > claimed
+    with backlot.session() as s:  # a finished job is left alone by a late beat
+        jobs.fail_attempt(s, job.id, "done testing", "", final=True)
+    failed_at = heartbeat()
+    with tasks._heartbeat(job.id):
+        time.sleep(1.5)
+    assert heartbeat() == failed_at

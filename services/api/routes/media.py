@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Iterator
 
@@ -24,8 +25,7 @@ from sqlalchemy import select
 
 from backlot.db.models import Version, VersionFile
 from backlot.db.provenance import SignedFile
-from backlot.errors import NotFoundError
-from backlot.storage import Store
+from backlot.errors import BacklotError, NotFoundError, StoreUnavailableError
 from backlot.services.api.auth import Viewer
 from backlot.services.api.errors import ERROR_RESPONSES
 from backlot.services.api.paging import MAX_ID
@@ -81,8 +81,21 @@ def media_type(name: str) -> str:
     return EXTRA_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-def read_chunks(store: Store, sha256: str, start: int, length: int) -> Iterator[bytes]:
-    with store.open_object(sha256) as handle:
+@contextmanager
+def store_call(what: str) -> Iterator[None]:
+    """A store that cannot be reached is a 503 with a reason, not a 500 (an S3 endpoint down)."""
+    try:
+        yield
+    except BacklotError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - s3fs/botocore/OS errors of an unreachable store
+        raise StoreUnavailableError(f"the file store cannot be reached ({what}: {type(exc).__name__}); "
+                                    "try again shortly") from exc
+
+
+def read_chunks(handle, start: int, length: int) -> Iterator[bytes]:
+    """Stream from an object opened before the response started (so opening can still fail as a 503)."""
+    with handle:
         handle.seek(start)
         left = length
         while left > 0:
@@ -125,7 +138,9 @@ def serve_media(scope, sha256: str, request: Request, version: int | None = None
         where = f"version {version} of project" if version is not None else "project"
         raise NotFoundError(f"no file with content {sha256[:12]}… in {where} {scope.project}")
     served, size = signed_copy(scope, sha256, version) or (sha256, row.size)
-    if not scope.store.exists(served):
+    with store_call("looking up the file"):
+        present = scope.store.exists(served)
+    if not present:
         raise NotFoundError(f"{row.path} ({served[:12]}…) is not in the store: it was published in place")
     etag = f'"{served}"'
     headers = {
@@ -149,7 +164,9 @@ def serve_media(scope, sha256: str, request: Request, version: int | None = None
         headers["Content-Range"] = f"bytes {part.start}-{part.end}/{size}"
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers, media_type=kind)
-    return StreamingResponse(read_chunks(scope.store, served, start, length), status_code=status, headers=headers,
+    with store_call("opening the file"):
+        handle = scope.store.open_object(served)
+    return StreamingResponse(read_chunks(handle, start, length), status_code=status, headers=headers,
                              media_type=kind)
 
 
