@@ -2,8 +2,8 @@
 
 On the embedded defaults (Backlot's own PostgreSQL, which is also the Celery broker):
 the learned stand-in base model (a small SD-family model trained on a procedural film
-world, built once and cached under BACKLOT_HOME); the world's character sheets for two
-characters as concept art (v1, approved); one adapter per character trained on them by the
+world, built once and cached under BACKLOT_HOME); the world's concept art for two characters
+(a character sheet and the character in two scenes, v1, approved); one adapter per character trained on them by the
 worker; the shipped cut of a ten-shot sequence imported; every shot rendered by the worker
 in editorial order from its line of the script, each continuing from the one before, with
 the continuity figures measured against renders without continuity; then a new costume for
@@ -39,8 +39,10 @@ SCRIPT = {
     "sq010_sh0100": (None, "centre"),
 }
 SET, LIGHT = "square", "dusk"
-RENDER = {"steps": 6, "seed": 11, "guidance_scale": 4.0}
-TRAIN = {"steps": 60, "lr": 1e-3, "seed": 3}
+# continuity_strength 0.4: a shot's first frame is its neighbour's last, lightly re-noised (2 of 6
+# steps) toward its own prompt; the frames after it move on at frame_strength 0.5.
+RENDER = {"steps": 6, "seed": 11, "guidance_scale": 4.0, "continuity_strength": 0.4}
+TRAIN = {"steps": 150, "lr": 3e-3, "seed": 3}
 
 
 def scene(shot: str):
@@ -50,15 +52,22 @@ def scene(shot: str):
     return Scene(who, SET, LIGHT, place)
 
 
-def concept_art(path: Path, name: str, costume: bool = False) -> Path:
-    """The world's character sheet for `name` (in its new costume when asked): always the same picture."""
+def publish_concept_art(s, code: str, name: str, folder: Path, costume: bool = False) -> list[tuple[str, str]]:
+    """The world's concept art for `name` (its sheet and it in two scenes; in its new costume when
+    asked), published and approved: [(version ref, caption)]. Always the same pictures."""
     from PIL import Image
 
     from backlot.generation.standin import world
 
-    character = world.COSTUMES[name] if costume else world.CHARACTERS[name]
-    Image.fromarray(world.draw_sheet(character)).save(path)
-    return path
+    published = []
+    for label, picture, caption in world.concept_art(name, costume):
+        path = folder / f"{name}_{label}{'_costume' if costume else ''}.png"
+        Image.fromarray(picture).save(path)
+        asset = f"characters/{name}" if label == "sheet" else f"characters/{name}_{label}"
+        version = backlot.publish_version(s, code, asset, [path], kind="concept_art", names=[f"{label}.png"],
+                                           metadata={"look": "new costume" if costume else "first look"})
+        published.append((backlot.set_status(s, version.ref, "approved", note="look signed off").ref, caption))
+    return published
 
 
 def demo(project: Optional[str] = typer.Option(None, help="Project code (default: demo, demo2, ...)."),
@@ -83,17 +92,17 @@ def _run(code: str, folder: Path) -> None:
 
     base = _register_standin(code)
     with backlot.session() as s:
-        art = {name: _publish_art(s, code, name, folder) for name in CHARACTERS}
+        art = {name: publish_concept_art(s, code, name, folder) for name in CHARACTERS}
         cut = import_cut(s, code, CUT_FILE, create_shots=True)
-    out.print(f"[bold]project {code}[/]: learned stand-in base model {base}; character sheets v1 approved; "
+    out.print(f"[bold]project {code}[/]: learned stand-in base model {base}; concept art v1 approved; "
               f"cut imported ({len(cut.changes) if hasattr(cut, 'changes') else 'all'} shots)")
-    adapters = {name: _train(code, base, [art[name]], f"adapters/{name}", name) for name in CHARACTERS}
+    adapters = {name: _train(code, base, art[name], f"adapters/{name}") for name in CHARACTERS}
     shots = _render_all(code, base, adapters)
     _report_continuity(code, base, adapters, shots)
     before = _current_renders(code, shots)
     with backlot.session() as s:
-        new_art = _publish_art(s, code, NEW_LOOK, folder, costume=True)
-    out.print(f"new costume for {NEW_LOOK} approved: {new_art}")
+        new_art = publish_concept_art(s, code, NEW_LOOK, folder, costume=True)
+    out.print(f"new costume for {NEW_LOOK} approved: {', '.join(ref for ref, _ in new_art)}")
     with backlot.session() as s:
         plan = backlot.plan_regeneration(s, code)
     print_plan(code, plan)
@@ -139,18 +148,12 @@ def _register_standin(code: str) -> str:
     return base.ref
 
 
-def _publish_art(s, code: str, name: str, folder: Path, costume: bool = False) -> str:
-    path = concept_art(folder / f"{name}_{'costume' if costume else 'sheet'}.png", name, costume)
-    version = backlot.publish_version(s, code, f"characters/{name}", [path], kind="concept_art", names=["sheet.png"],
-                                       metadata={"look": "new costume" if costume else "first look"})
-    return backlot.set_status(s, version.ref, "approved", note="look signed off").ref
-
-
-def _train(code: str, base: str, art: list[str], name: str, caption: str) -> str:
+def _train(code: str, base: str, art: list[tuple[str, str]], name: str) -> str:
     from backlot.services.worker.submit import submit_training
 
     with backlot.session() as s:
-        job = submit_training(s, code, name, art, base_model=base, captions=[caption], settings=TRAIN,
+        job = submit_training(s, code, name, [ref for ref, _ in art], base_model=base,
+                              captions=[caption for _, caption in art], settings=TRAIN,
                               key=f"{code}:train:{name}")
     _dispatch()
     (done,) = _wait([job.id], f"training {name}")

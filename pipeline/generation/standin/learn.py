@@ -1,0 +1,316 @@
+"""The learned stand-in: a small Stable-Diffusion-family pipeline trained in-process on the world.
+
+Three parts, chosen so that the whole build fits in about a minute on two CPU cores:
+
+- The tokenizer is tiny.py's byte-level CLIP vocabulary plus BPE merges that make each of the
+  world's words ("mara", "left", "dusk", ...) one token, so the text encoder does not have
+  to learn to spell; any other text still tokenises, byte by byte.
+- The VAE is not trained: its weights are set so that it is (to float precision) 4x4 average
+  pooling into a 16x16 latent and nearest-neighbour upsampling back. Every resnet and
+  attention block is an identity (its last projection is zero, its residual carries the
+  signal); the GroupNorm before each output convolution sees the signal next to its
+  negation and a large constant, so it only divides by a known scale; SiLU runs far on its
+  linear side. A learned VAE cost most of the time budget; this one costs nothing and loses
+  only detail finer than 4 pixels, which the world does not have.
+- The UNet and the text encoder are trained together with the usual epsilon-prediction
+  loss on the world's pictures and captions (captions dropped 10% of the time, for
+  classifier-free guidance), from one seeded generator.
+
+The same seed, configuration and thread count write the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from backlot.generation.standin import world
+
+RECIPE_NAME = "standin.json"
+LATENT_DOWN = 4  # 64x64 pictures, 16x16 latents
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    seed: int = 0
+    steps: int = 800
+    batch_size: int = 16
+    lr: float = 2e-3
+    jittered: int = 1024  # jittered pictures beside the canonical ones
+    caption_dropout: float = 0.1
+    threads: int = 2
+    unet_channels: tuple[int, ...] = (32, 64, 64)
+    text_width: int = 32
+    token_scale: float = 1.0  # spread of the initial token embeddings (CLIP's own is 0.02)
+    focus: float = 0.5  # share of draws at the noise levels 6- and 8-step DDIM renders visit
+    version: int = 1  # bump when the world or the training changes bytes
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_tokenizer():
+    """tiny.py's byte-level CLIP tokenizer with merges that make each world word one token."""
+    from transformers import CLIPTokenizer
+
+    from backlot.generation.tiny import MAX_TOKENS, byte_level_vocab
+
+    vocab, _ = byte_level_vocab()
+    merges: list[tuple[str, str]] = []
+    for word in world.WORDS:
+        parts = list(word[:-1]) + [word[-1] + "</w>"]
+        joined = parts[0]
+        for part in parts[1:]:
+            if (joined, part) not in merges:
+                merges.append((joined, part))
+            joined += part
+            vocab.setdefault(joined, len(vocab))
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_TOKENS)
+    for word in world.WORDS:  # a merge of one word must not split another
+        ids = tokenizer(word, add_special_tokens=False).input_ids
+        if len(ids) != 1:
+            raise AssertionError(f"world word {word!r} is not one token: {tokenizer.convert_ids_to_tokens(ids)}")
+    return tokenizer
+
+
+def build_pooling_vae(width: int = 8, constant: float = 100.0, offset: float = 20.0):
+    """An AutoencoderKL whose weights make it 4x4 average pooling / nearest upsampling."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(width,) * 3,
+                        layers_per_block=1, down_block_types=("DownEncoderBlock2D",) * 3,
+                        up_block_types=("UpDecoderBlock2D",) * 3, norm_num_groups=1, sample_size=world.SIZE)
+    with torch.no_grad():
+        for p in vae.parameters():
+            p.zero_()
+        for coder in (vae.encoder, vae.decoder):
+            _signal_in(coder.conv_in, constant)
+            blocks = [coder.mid_block] + list(getattr(coder, "down_blocks", None) or coder.up_blocks)
+            for block in blocks:
+                for resnet in block.resnets:
+                    _identity_norms(resnet)  # conv2 stays zero: the block adds nothing
+                for attn in getattr(block, "attentions", []) or []:
+                    attn.group_norm.weight.fill_(1.0)
+                for sampler in (getattr(block, "downsamplers", None) or []):
+                    _average_2x2(sampler.conv)
+                for sampler in (getattr(block, "upsamplers", None) or []):
+                    _centre_tap(sampler.conv)
+            coder.conv_norm_out.weight.fill_(constant / 2)  # undo the division by the known scale
+            coder.conv_norm_out.bias.fill_(offset)  # SiLU's nearly linear side
+        _signal_out(vae.encoder.conv_out, 4, logvar=-30.0)
+        _signal_out(vae.decoder.conv_out, 3)
+        for conv in (vae.quant_conv, vae.post_quant_conv):
+            conv.weight[:, :, 0, 0] = torch.eye(conv.weight.shape[0])
+    return vae
+
+
+def _signal_in(conv, constant: float) -> None:
+    """Channels [x, -x, c, -c, 0...]: GroupNorm's mean is then 0 and its scale ~ c/2, whatever x is."""
+    colours = min(conv.in_channels, 3)
+    for k in range(colours):
+        conv.weight[k, k, 1, 1] = 1.0
+        conv.weight[colours + k, k, 1, 1] = -1.0
+    conv.bias[2 * colours] = constant
+    conv.bias[2 * colours + 1] = -constant
+
+
+def _signal_out(conv, channels: int, logvar: float | None = None) -> None:
+    """(x + b) - (-x + b) = 2x: the offset cancels."""
+    for k in range(3):
+        conv.weight[k, k, 1, 1] = 0.5
+        conv.weight[k, 3 + k, 1, 1] = -0.5
+    if logvar is not None:
+        conv.bias[channels:] = logvar  # the posterior's spread: exp(-15), so sampling is the mean
+
+
+def _identity_norms(resnet) -> None:
+    resnet.norm1.weight.fill_(1.0)
+    resnet.norm2.weight.fill_(1.0)
+
+
+def _average_2x2(conv) -> None:
+    for k in range(conv.out_channels):
+        conv.weight[k, k, 0:2, 0:2] = 0.25
+
+
+def _centre_tap(conv) -> None:
+    for k in range(conv.out_channels):
+        conv.weight[k, k, 1, 1] = 1.0
+
+
+SCALING_FACTOR = 2.0  # pooled pictures in [-1, 1] have a spread of about 0.5
+
+
+def build_models(config: LearnConfig):
+    """(tokenizer, text encoder, UNet, VAE, scheduler), untrained, from the config's seed."""
+    import torch
+    from diffusers import DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from backlot.generation.tiny import MAX_TOKENS
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(config.seed)
+    width = config.text_width
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer.get_vocab()), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=MAX_TOKENS, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
+    with torch.no_grad():  # word tokens start far apart, so cross-attention can tell them apart from step one
+        text_encoder.get_input_embeddings().weight.normal_(0.0, config.token_scale)
+    channels = tuple(config.unet_channels)
+    unet = UNet2DConditionModel(
+        sample_size=world.SIZE // LATENT_DOWN, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=channels, down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (len(channels) - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (len(channels) - 1) + ("UpBlock2D",),
+        cross_attention_dim=width, norm_num_groups=8, attention_head_dim=8)
+    vae = build_pooling_vae()
+    vae.register_to_config(scaling_factor=SCALING_FACTOR)
+    scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
+                              beta_end=0.012, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+    return tokenizer, text_encoder, unet, vae, scheduler
+
+
+def train(config: LearnConfig, progress: Callable[[int, float], None] | None = None):
+    """Train the UNet and text encoder on the world; returns the models and the loss curve."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    tokenizer, text_encoder, unet, vae, scheduler = build_models(config)
+    images, captions = world.training_set(config.seed, config.jittered)
+    pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        latents = vae.encode(pixels).latent_dist.mean * SCALING_FACTOR
+    texts = sorted(set(captions)) + [""]
+    tokens = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                       return_tensors="pt").input_ids
+    text_index = torch.tensor([texts.index(c) for c in captions])
+    empty = len(texts) - 1
+    generator = torch.Generator().manual_seed(config.seed)
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    warmup = max(1, config.steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) * (0.5 + 0.5 * np.cos(np.pi * step / config.steps)))
+    alphas = scheduler.alphas_cumprod
+    grid = torch.tensor(sorted({int(t) for n in (6, 8) for t in _render_timesteps(scheduler, n)}))
+    losses = []
+    unet.train()
+    text_encoder.train()
+    for step in range(config.steps):
+        pick = torch.randint(0, len(latents), (config.batch_size,), generator=generator)
+        which = text_index[pick].clone()
+        which[torch.rand(config.batch_size, generator=generator) < config.caption_dropout] = empty
+        used, inverse = torch.unique(which, return_inverse=True)
+        embeddings = text_encoder(tokens[used])[0][inverse]
+        noise = torch.randn(latents[pick].shape, generator=generator)
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (config.batch_size,), generator=generator)
+        focused = torch.rand(config.batch_size, generator=generator) < config.focus
+        on_grid = grid[torch.randint(0, len(grid), (config.batch_size,), generator=generator)]
+        timesteps = torch.where(focused, on_grid, timesteps)
+        a = alphas[timesteps].view(-1, 1, 1, 1)
+        noisy = a.sqrt() * latents[pick] + (1 - a).sqrt() * noise
+        loss = F.mse_loss(unet(noisy, timesteps, embeddings).sample, noise)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+        if progress:
+            progress(step + 1, losses[-1])
+    unet.eval()
+    text_encoder.eval()
+    return (tokenizer, text_encoder, unet, vae, scheduler), losses
+
+
+def _render_timesteps(scheduler, steps: int):
+    from diffusers import DDIMScheduler
+
+    copy = DDIMScheduler.from_config(scheduler.config)
+    copy.set_timesteps(steps)
+    return copy.timesteps.tolist()
+
+
+def build_learned_pipeline(folder: Path, seed: int = 0, config: LearnConfig | None = None,
+                           progress: Callable[[int, float], None] | None = None, cache: Path | None = None) -> Path:
+    """The learned stand-in as a StableDiffusionPipeline folder at `folder` (created); returns it.
+
+    Built once per seed and configuration and kept under BACKLOT_HOME/cache/standin/ (or
+    `cache`); later calls copy the cached folder. BACKLOT_STANDIN_THREADS sets the torch threads of a build
+    (default 2; part of the cache key, since it may change the bytes)."""
+    config = config or LearnConfig(seed=seed, threads=_threads())
+    cached = cached_pipeline(config, progress, cache)
+    if folder.exists() and any(folder.iterdir()):
+        raise FileExistsError(f"{folder} exists and is not empty: give a new folder for the stand-in")
+    shutil.copytree(cached, folder, dirs_exist_ok=True)
+    return folder
+
+
+def cached_pipeline(config: LearnConfig, progress: Callable[[int, float], None] | None = None,
+                    cache: Path | None = None) -> Path:
+    """The cached build of `config`, built first when missing (a finished build appears atomically)."""
+    from backlot.config import load_settings
+
+    root = cache or load_settings().home / "cache" / "standin"
+    target = root / f"seed{config.seed}-{config.digest()}"
+    if (target / RECIPE_NAME).is_file():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    try:
+        write_pipeline(config, work, progress)
+        try:
+            os.rename(work, target)
+        except OSError:  # another process finished the same build first: keep its copy
+            if not (target / RECIPE_NAME).is_file():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def write_pipeline(config: LearnConfig, folder: Path, progress: Callable[[int, float], None] | None = None) -> dict:
+    """Train and save the pipeline into `folder`; returns the build record (also saved there)."""
+    from backlot.generation.device import library_versions, quiet_libraries
+
+    quiet_libraries()
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(config.threads)
+    torch.use_deterministic_algorithms(True)
+    started, cpu = time.perf_counter(), time.process_time()
+    try:
+        (tokenizer, text_encoder, unet, vae, scheduler), losses = train(config, progress)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    tail = losses[-max(1, len(losses) // 10):]
+    record = {"builder": "backlot.standin.v1", "config": asdict(config), "world": world.WORDS,
+              "final_loss": round(sum(tail) / len(tail), 6), "versions": library_versions()}
+    (folder / RECIPE_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    # Timings vary run to run, so they stay out of the folder (its bytes are the model's identity).
+    record["build_s"], record["build_cpu_s"] = time.perf_counter() - started, time.process_time() - cpu
+    return record
+
+
+def _threads() -> int:
+    value = os.environ.get("BACKLOT_STANDIN_THREADS", "2")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"BACKLOT_STANDIN_THREADS={value!r}: give a positive whole number of threads")
+    return int(value)

@@ -1,0 +1,125 @@
+"""Benchmark: the learned stand-in — build time, continuity figures, and (optionally) the demo.
+
+    taskset -c 0,1 .venv/bin/python -m tests.benchmarks.bench_standin [--threads 2] [--seeds 0,1,2,3] [--demo]
+
+1. Build: the stand-in from scratch into a fresh cache (wall and CPU seconds; goal <= 60 s
+   wall on 2 cores), then the cached call (a copy).
+2. Continuity, on the built model through the same diffusers pipelines Backlot renders with
+   (text2img for a first frame, img2img at strength 0.5 frame to frame, 0.6 from the previous
+   shot's last frame; frame i uses seed + i): shot A "mara on the left in the square at dusk"
+   (3 frames), then shot B "ovid on the right in the square at dusk" (3 frames) with
+   continuity and without. Printed per seed: the boundary difference (A's last frame against
+   B's first, mean |difference| of 8-bit RGB) with and without, their ratio (goal <= 0.5), and
+   the frame-to-frame difference inside B.
+3. `--demo`: `backlot demo` in a subprocess against the configured home (its wall time; goal
+   <= 3 minutes; the stand-in build is cached by then).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from backlot.generation.continuity import frame_to_frame, mean_abs_difference
+from backlot.generation.standin import learn, world
+
+STEPS, GUIDANCE, FRAMES = 6, 4.0, 3
+CONTINUITY_STRENGTH, FRAME_STRENGTH = 0.6, 0.5  # RenderSettings' defaults
+
+
+def bench_build(threads: int, root: Path) -> Path:
+    import json
+
+    config = learn.LearnConfig(threads=threads)
+    started, cpu = time.perf_counter(), time.process_time()
+    first = learn.build_learned_pipeline(root / "first", config=config, cache=root / "cache")
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    loss = json.loads((first / learn.RECIPE_NAME).read_text())["final_loss"]
+    print(f"build from scratch: {wall:.1f} s wall, {cpu:.1f} s CPU ({threads} threads, {config.steps} steps of "
+          f"{config.batch_size}; final loss {loss}; goal <= 60 s wall)")
+    started = time.perf_counter()
+    copy = learn.build_learned_pipeline(root / "copy", config=config, cache=root / "cache")
+    print(f"cached call (a copy of the cached folder): {time.perf_counter() - started:.2f} s")
+    return copy
+
+
+def shot(pipes, prompt: str, seed: int, previous=None) -> list:
+    import torch
+
+    text2img, img2img = pipes
+    frames = []
+    for index in range(FRAMES):
+        generator = torch.Generator().manual_seed(seed + index)
+        common = dict(prompt=prompt, num_inference_steps=STEPS, guidance_scale=GUIDANCE, generator=generator)
+        if previous is None:
+            image = text2img(height=world.SIZE, width=world.SIZE, **common).images[0]
+        else:
+            image = img2img(image=previous, strength=CONTINUITY_STRENGTH if index == 0 else FRAME_STRENGTH,
+                            **common).images[0]
+        frames.append(image)
+        previous = image
+    return frames
+
+
+def bench_continuity(folder: Path, seeds: list[int]) -> None:
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
+
+    text2img = StableDiffusionPipeline.from_pretrained(folder, local_files_only=True)
+    text2img.set_progress_bar_config(disable=True)
+    img2img = StableDiffusionImg2ImgPipeline(**text2img.components)
+    img2img.set_progress_bar_config(disable=True)
+    pipes = (text2img, img2img)
+    a = world.Scene("mara", "square", "dusk", "left").caption
+    b = world.Scene("ovid", "square", "dusk", "right").caption
+    ratios, joined_all, alone_all, within_all = [], [], [], []
+    print(f"{'seed':>4} {'cut: continuity':>16} {'cut: none':>10} {'ratio':>6} {'frame to frame':>15}")
+    for seed in seeds:
+        first = shot(pipes, a, seed)
+        joined = shot(pipes, b, seed, previous=first[-1])
+        alone = shot(pipes, b, seed)
+        with_c, without = mean_abs_difference(first[-1], joined[0]), mean_abs_difference(first[-1], alone[0])
+        within = frame_to_frame(joined)
+        ratios.append(with_c / without)
+        joined_all.append(with_c), alone_all.append(without), within_all.append(within)
+        print(f"{seed:>4} {with_c:>16.1f} {without:>10.1f} {with_c / without:>6.2f} {within:>15.1f}")
+    print(f"mean: cut {statistics.mean(joined_all):.1f} with continuity vs {statistics.mean(alone_all):.1f} without "
+          f"(ratio of means {statistics.mean(joined_all) / statistics.mean(alone_all):.2f}, worst seed "
+          f"{max(ratios):.2f}; goal <= 0.5); frame to frame {statistics.mean(within_all):.1f}")
+
+
+def bench_demo() -> None:
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "backlot.services.cli", "demo"], capture_output=True, text=True)
+    took = time.perf_counter() - started
+    if result.returncode:
+        print(result.stdout[-2000:], result.stderr[-2000:])
+        raise SystemExit(f"demo failed with exit code {result.returncode}")
+    print(f"demo: {took:.0f} s wall (goal <= 180 s)")
+    for line in result.stdout.splitlines():
+        if line.startswith(("continuity:", "learned stand-in ready", "done in")):
+            print("  " + line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seeds", default="0,1,2,3")
+    parser.add_argument("--demo", action="store_true")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = bench_build(args.threads, Path(tmp))
+        bench_continuity(folder, [int(s) for s in args.seeds.split(",")])
+    if args.demo:
+        bench_demo()
+
+
+if __name__ == "__main__":
+    main()
