@@ -42,7 +42,7 @@ SET, LIGHT = "square", "dusk"
 # continuity_strength 0.4: a shot's first frame is its neighbour's last, lightly re-noised (2 of 6
 # steps) toward its own prompt; the frames after it move on at frame_strength 0.5.
 RENDER = {"steps": 6, "seed": 11, "guidance_scale": 4.0, "continuity_strength": 0.4}
-TRAIN = {"steps": 150, "lr": 3e-3, "seed": 3}
+TRAIN = {"steps": 300, "lr": 5e-4, "seed": 3}
 
 
 def scene(shot: str):

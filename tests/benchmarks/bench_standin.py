@@ -1,6 +1,7 @@
 """Benchmark: the learned stand-in — build time, continuity figures, and (optionally) the demo.
 
     taskset -c 0,1 .venv/bin/python -m tests.benchmarks.bench_standin [--threads 2] [--seeds 0,1,2,3] [--demo]
+        [--model FOLDER]  # continuity only, on an existing build
 
 1. Build: the stand-in from scratch into a fresh cache (wall and CPU seconds; goal <= 60 s
    wall on 2 cores), then the cached call (a copy).
@@ -110,13 +111,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seeds", default="0,1,2,3")
     parser.add_argument("--demo", action="store_true")
+    parser.add_argument("--model", type=Path, help="measure continuity on this built stand-in (skips the build)")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = bench_build(args.threads, Path(tmp))
-        bench_continuity(folder, [int(s) for s in args.seeds.split(",")])
+        folder = args.model or bench_build(args.threads, Path(tmp))
+        for strength in (0.6, 0.4):  # RenderSettings' default, and the demo's
+            global CONTINUITY_STRENGTH
+            CONTINUITY_STRENGTH = strength
+            print(f"continuity_strength {strength}:")
+            bench_continuity(folder, [int(s) for s in args.seeds.split(",")])
     if args.demo:
         bench_demo()
 
