@@ -28,6 +28,16 @@ from sqlalchemy.orm import Session
 from backlot.db import migrate
 from backlot.db.embedded import EmbeddedPostgres
 
+# One learned stand-in build per run, shared by every test home and CLI subprocess; kept
+# between runs only when BACKLOT_TEST_STANDIN_CACHE names a folder.
+_RUN_STANDIN_CACHE = os.path.join(tempfile.gettempdir(), f"backlot-test-standin-{os.getpid()}")
+os.environ.setdefault("BACKLOT_STANDIN_CACHE", os.environ.get("BACKLOT_TEST_STANDIN_CACHE") or _RUN_STANDIN_CACHE)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_RUN_STANDIN_CACHE, ignore_errors=True)
+
+
 TEMPLATE = "backlot_template"
 
 

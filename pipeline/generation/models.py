@@ -75,21 +75,31 @@ def tiny_model_name(family: str) -> str:
 
 def build_and_register_tiny(session: Session, project: str, name: str | None = None, seed: int = 0,
                             store: Store | None = None, actor: str | None = None,
-                            kind: str = "image", family: str | None = None) -> VersionRecord:
-    """Build a family's tiny stand-in (its `build_tiny`; `family` sd by default, `kind` the
-    older spelling: image or animatediff) and register it, copied into the store.
+                            kind: str = "image", family: str | None = None, learned: bool = False) -> VersionRecord:
+    """Build a family's tiny stand-in (its `build_tiny`, random weights; `family` sd by default,
+    `kind` the older spelling: image or animatediff) and register it, copied into the store.
+    `learned`: the sd stand-in trained on the procedural film world instead (standin/; built
+    once per seed and cached under BACKLOT_HOME), whose pictures show something.
 
-    This is the one place a stand-in is chosen: another builder for a family (a trained one,
-    say) plugs in here, by family name."""
+    This is the one place a stand-in is chosen."""
     from backlot.generation.device import quiet_libraries
     from backlot.generation.families import get_family
 
     quiet_libraries()
     chosen = get_family(family or {"image": "sd"}.get(kind, kind))
+    if learned and chosen.name != "sd":
+        raise InvalidInputError(f"the learned stand-in is an sd model; there is none for {chosen.name}: "
+                                "leave out --family, or build the random-weight stand-in of that family")
     with tempfile.TemporaryDirectory() as tmp:
-        folder = chosen.build_tiny(Path(tmp) / "tiny", seed)
+        if learned:
+            from backlot.generation.standin import build_learned_pipeline
+
+            folder = build_learned_pipeline(Path(tmp) / "tiny", seed)
+        else:
+            folder = chosen.build_tiny(Path(tmp) / "tiny", seed)
         return register_model(session, project, name or tiny_model_name(chosen.name), folder, copy=True, store=store,
-                              actor=actor, metadata={"stand_in": True, "tiny_seed": seed, "tiny_kind": chosen.name})
+                              actor=actor, metadata={"stand_in": "learned" if learned else True, "tiny_seed": seed,
+                                                     "tiny_kind": chosen.name})
 
 
 def version_folder(version: VersionRecord, store: Store | None = None) -> Path:

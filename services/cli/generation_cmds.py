@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Iterator, List, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 import backlot
@@ -70,14 +71,24 @@ def model_tiny(project: str,
                family: Optional[str] = typer.Option(None, "--family",
                                                     help="Model family: sd (default), animatediff, sdxl, flux, wan, ltx."),
                video: bool = typer.Option(False, "--video", help="The AnimateDiff (video) variant: --family animatediff."),
+               random_: bool = typer.Option(False, "--random",
+                                            help="The sd stand-in with random weights (code paths only, pictures of noise)."),
                json_: bool = JSON_OPT) -> None:
-    """Build a family's tiny stand-in pipeline (random weights, offline) and register it."""
+    """Build a tiny stand-in base model offline and register it.
+
+    By default the learned stand-in: a small sd model trained on a procedural film world
+    (characters, sets, light), so renders show something; built once per seed (a few minutes
+    on 2 cores) and cached in BACKLOT_HOME. With --family (or --random): that family's
+    stand-in with seeded random weights, built in seconds."""
     with user_errors():
         if video and family not in (None, "animatediff"):
             raise InvalidInputError(f"--video is --family animatediff; it cannot be combined with --family {family}")
         chosen = "animatediff" if video else family or "sd"
-        with err.status(f"building the tiny {chosen} pipeline"), backlot.session() as s:
-            version = gen.build_and_register_tiny(s, project, name, seed=seed, family=chosen)
+        learned = family is None and not video and not random_
+        what = "the learned stand-in (first build: a few minutes; cached after)" if learned else \
+            f"the tiny {escape(chosen)} pipeline"
+        with err.status(f"building {what}"), backlot.session() as s:
+            version = gen.build_and_register_tiny(s, project, name, seed=seed, family=chosen, learned=learned)
     _done(version, json_, "registered")
 
 

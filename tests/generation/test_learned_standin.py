@@ -35,11 +35,10 @@ def standin_folder(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("standin")
     if os.environ.get("BACKLOT_TEST_STANDIN_RANDOM") == "1":  # to see these tests fail on random weights
         return gen.build_tiny_pipeline(root / "random", seed=0)
-    # BACKLOT_TEST_STANDIN_CACHE: a cache folder kept between runs (a build is a minute of CPU).
+    # The run's shared cache (tests/conftest.py sets BACKLOT_STANDIN_CACHE): the demo and CLI
+    # tests use the same build; BACKLOT_TEST_STANDIN_CACHE keeps one between runs.
     cache = Path(os.environ["BACKLOT_TEST_STANDIN_CACHE"]) if os.environ.get("BACKLOT_TEST_STANDIN_CACHE") else None
-    # One torch thread unless told otherwise: on a shared, loaded machine two threads ran 10x slower.
-    config = learn.LearnConfig(seed=0, threads=int(os.environ.get("BACKLOT_STANDIN_THREADS", "1")))
-    return learn.build_learned_pipeline(root / "model", config=config, cache=cache or root / "cache")
+    return learn.build_learned_pipeline(root / "model", seed=0, cache=cache)
 
 
 def tree_hashes(folder: Path) -> dict[str, str]:
@@ -180,3 +179,15 @@ def test_verify_is_byte_exact_on_the_standin(film):
         for version in (first, second):
             assert gen.verify_version(s, version.ref).identical, version.ref
     assert version_folder(second).is_dir()
+
+
+def test_model_tiny_builds_the_learned_stand_in_by_default(run, standin_folder):
+    """`backlot model tiny` registers the learned stand-in (the run's cached build: its bytes);
+    `--random` and `--family` keep the random-weight builders; a learned non-sd model is refused."""
+    run("project", "create", "film")
+    learned = json.loads(run("model", "tiny", "film", "--json").stdout)
+    assert learned["ref"] == "film/models/tiny@1" and learned["metadata"]["stand_in"] == "learned"
+    assert learned["content_hash"] != json.loads(run("model", "tiny", "film", "--random", "--json").stdout)["content_hash"]
+    with backlot.session() as s:
+        folder = gen.version_folder(backlot.get_version(s, learned["ref"]))
+    assert tree_hashes(folder) == tree_hashes(standin_folder)

@@ -250,7 +250,7 @@ def build_learned_pipeline(folder: Path, seed: int = 0, config: LearnConfig | No
 
     Built once per seed and configuration and kept under BACKLOT_HOME/cache/standin/ (or
     `cache`); later calls copy the cached folder. BACKLOT_STANDIN_THREADS sets the torch threads of a build
-    (default 2; part of the cache key, since it may change the bytes)."""
+    (default 1; part of the cache key, since it may change the bytes)."""
     config = config or LearnConfig(seed=seed, threads=_threads())
     cached = cached_pipeline(config, progress, cache)
     if folder.exists() and any(folder.iterdir()):
@@ -266,7 +266,8 @@ def cached_pipeline(config: LearnConfig, progress: Callable[[int, float], None] 
     """The cached build of `config`, built first when missing (a finished build appears atomically)."""
     from backlot.config import load_settings
 
-    root = cache or load_settings().home / "cache" / "standin"
+    # BACKLOT_STANDIN_CACHE shares one cache between homes (the tests: one build per run).
+    root = cache or Path(os.environ.get("BACKLOT_STANDIN_CACHE") or load_settings().home / "cache" / "standin")
     target = root / f"seed{config.seed}-{config.digest()}"
     if (target / RECIPE_NAME).is_file():
         return target
@@ -315,7 +316,8 @@ def write_pipeline(config: LearnConfig, folder: Path, progress: Callable[[int, f
 
 
 def _threads() -> int:
-    value = os.environ.get("BACKLOT_STANDIN_THREADS", "2")
+    # One thread by default: the bytes of a build then do not depend on the machine's cores.
+    value = os.environ.get("BACKLOT_STANDIN_THREADS", "1")
     if not value.isdigit() or int(value) < 1:
         from backlot.errors import InvalidInputError
 
