@@ -131,9 +131,14 @@ def test_demo_runs_end_to_end_through_a_real_worker(run, db_url, tmp_path):
     check_demo_credentials()
     stale = json.loads(run("stale", "demo", "--json").stdout)
     assert [s for s in stale if s["kind"] == "shot_render"] == []
-    versions = json.loads(run("versions", "demo/shots/sq010_sh0100/main", "--json").stdout)
-    assert [v["number"] for v in versions] == [1, 2]
-    assert {i["role"] for i in versions[1]["inputs"]} >= {"continuity", "adapter", "regenerated_from", "base_model"}
+    # sh0040, mara's first shot: remade with her retrained adapter; sh0100 (nobody in it): remade
+    # only because the shot before it changed (its continuity input).
+    mara = json.loads(run("versions", "demo/shots/sq010_sh0040/main", "--json").stdout)
+    assert [v["number"] for v in mara] == [1, 2]
+    assert {i["role"] for i in mara[1]["inputs"]} >= {"continuity", "adapter", "regenerated_from", "base_model"}
+    last = json.loads(run("versions", "demo/shots/sq010_sh0100/main", "--json").stdout)
+    assert [v["number"] for v in last] == [1, 2]
+    assert {i["role"] for i in last[1]["inputs"]} >= {"continuity", "regenerated_from", "base_model"}
 
 
 def check_demo_credentials() -> None:
