@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Iterator
 
 from tests.storage.conftest import S3, MotoS3, free_port, wait_for_port  # noqa: F401 - re-exported for bench_soak
-from tests.worker.conftest import RedisServer
+from tests.worker.conftest import RedisServer, cpu_seconds, group_pids  # noqa: F401 - re-exported
 
 # The credentials and region tests.storage.conftest.S3.client() uses (moto accepts any).
 AWS = {"AWS_ACCESS_KEY_ID": "backlot-test", "AWS_SECRET_ACCESS_KEY": "backlot-secret", "AWS_DEFAULT_REGION": "eu-west-1"}
@@ -62,30 +62,6 @@ def own_hostname(name: str) -> Iterator[bool]:
                 raise OSError(ctypes.get_errno(), "could not return to this machine's hostname")
     finally:
         os.close(home)
-
-
-def group_pids(pgid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                pids.append(int(entry.name))
-    return pids
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

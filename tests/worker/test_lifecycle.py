@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 import backlot
 from backlot.db.embedded import EmbeddedPostgres
-from tests.worker.conftest import wait_until
+from tests.worker.conftest import cpu_seconds, group_pids, wait_until
 
 PARENT = """
 import sys, time
@@ -41,30 +41,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _group(pgid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                pids.append(int(entry.name))
-    return pids
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def _ready(log: Path) -> bool:
     return log.exists() and " ready." in log.read_text(errors="replace")
 
@@ -76,14 +52,14 @@ def test_a_worker_dies_with_the_command_that_started_it(db_url, tmp_path):
     worker = int(parent.stdout.readline())
     try:
         wait_until(lambda: _ready(log), timeout=120)
-        assert len(_group(worker)) >= 2  # the worker and its pool process
+        assert len(group_pids(worker)) >= 2  # the worker and its pool process
         parent.kill()  # SIGKILL: no chance to stop the worker itself
         parent.wait(timeout=10)
         killed = time.monotonic()
-        wait_until(lambda: not _group(worker), timeout=60)
+        wait_until(lambda: not group_pids(worker), timeout=60)
         took = time.monotonic() - killed
     finally:
-        for pid in _group(worker):
+        for pid in group_pids(worker):
             os.kill(pid, signal.SIGKILL)
     print(f"worker and pool gone {took:.1f}s after their parent was killed")
     assert took < 30
@@ -123,9 +99,9 @@ def test_a_worker_waits_out_a_database_outage_quietly_and_comes_back(own_server,
         wait_until(lambda: _ready(log), timeout=120)
         server.stop()
         time.sleep(3)  # the loss is noticed, the first retries are made
-        before, outage_log = _cpu_seconds(_group(worker.pid)), len(log.read_text(errors="replace").splitlines())
+        before, outage_log = cpu_seconds(group_pids(worker.pid)), len(log.read_text(errors="replace").splitlines())
         time.sleep(20)
-        cpu = _cpu_seconds(_group(worker.pid)) - before
+        cpu = cpu_seconds(group_pids(worker.pid)) - before
         during = log.read_text(errors="replace").splitlines()[outage_log:]
         assert worker.poll() is None, "a server outage is waited out, not fatal"
         assert cpu < 0.05 * 20, f"an idle disconnected worker used {cpu:.2f}s of CPU in 20s"
