@@ -8,8 +8,6 @@ import backlot
 from backlot import generation as gen
 from backlot import jobs
 from backlot import provenance
-from backlot.services.worker.submit import submit_training
-from backlot.services.worker.tasks import run_job
 from tests.provenance.conftest import make_art
 
 TRAIN = dict(steps=2, lr=1e-3, seed=0)
@@ -46,6 +44,10 @@ def test_adapter_train_refuses_art_not_cleared_in_one_line_and_records_an_overri
 
 
 def test_worker_training_and_retrain_jobs_carry_a_recorded_override(production, run):
+    # Imported here: the worker's Celery app resolves its broker (the database) on import.
+    from backlot.services.worker.submit import submit_training
+    from backlot.services.worker.tasks import run_job
+
     run("rights", "set", production["art"], "--owner", "Jo Artist", "--licence", "freelance", "--consent", "no")
     with backlot.session() as s:
         plain = submit_training(s, "film", "adapters/plain", [production["art"]], base_model=production["base"],
