@@ -286,12 +286,18 @@ def finish_job(session: Session, job_id: int, version_id: int) -> None:
                  job_id=job.id, job_kind=job.kind.value, state="done")
 
 
-def fail_attempt(session: Session, job_id: int, error: str, traceback: str, *, final: bool) -> None:
-    """Record an attempt's error; the job is failed when it is the last attempt, else queued again."""
+def fail_attempt(session: Session, job_id: int, error: str, traceback: str, *, final: bool,
+                 outage: bool = False) -> None:
+    """Record an attempt's error; the job is failed when it is the last attempt, else queued again.
+    An `outage` (the store or the database unreachable: nothing wrong with the job) does not
+    count as an attempt: the job is queued again and waits out the outage at the dispatcher's pace."""
     job = session.get(Job, job_id, with_for_update=True)
     job.error, job.traceback, job.updated_at = error, traceback, _now()
     if job.state == JobState.cancelled:
         return  # cancelled while it ran: it stays cancelled
+    if outage and not final:
+        job.attempts, job.state = max(job.attempts - 1, 0), JobState.queued
+        return
     if final or job.attempts >= job.max_attempts:
         job.state, job.finished_at = JobState.failed, _now()
         record_event(session, job.project_id, EventKind.job_finished, job.created_by, None,

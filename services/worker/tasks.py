@@ -22,7 +22,7 @@ import backlot
 from backlot import jobs
 from backlot.db.jobs import JobKind, JobState
 from backlot.db.models import Version
-from backlot.errors import BacklotError
+from backlot.errors import BacklotError, DatabaseError, StoreUnavailableError
 from backlot.services.worker.app import app
 from backlot.services.worker.dispatch import STALE_AFTER, send, take_due
 
@@ -56,9 +56,10 @@ def run_job(self, job_id: int) -> int | None:
         with _heartbeat(job_id):
             version_id, due = execute(kind, project, params, job_id, continuity)
     except (Exception, SoftTimeLimitExceeded) as exc:  # noqa: BLE001 - every failure is recorded on the job
-        final = isinstance(exc, BacklotError)  # bad input will not get better by retrying
+        outage = is_outage(exc)
+        final = isinstance(exc, BacklotError) and not outage  # bad input will not get better by retrying
         with backlot.session() as s:
-            jobs.fail_attempt(s, job_id, f"{type(exc).__name__}: {exc}", tb.format_exc(), final=final)
+            jobs.fail_attempt(s, job_id, f"{type(exc).__name__}: {exc}", tb.format_exc(), final=final, outage=outage)
         log.warning("job %s failed: %s", job_id, exc)
         return None
     send_due(due)
@@ -74,6 +75,21 @@ def _dependency_result(session, job) -> int | None:
         return None
     parent = session.get(type(job), job.depends_on_id)
     return parent.result_version_id if parent and parent.state == JobState.done else None
+
+
+def is_outage(exc: BaseException) -> bool:
+    """An error of the infrastructure, not of the job: the store or the database unreachable
+    (Backlot's own errors for them, or the S3 client's connection errors)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (StoreUnavailableError, DatabaseError, ConnectionError, TimeoutError)):
+            return True
+        name, module = type(exc).__name__, type(exc).__module__
+        if module.startswith(("botocore", "aiobotocore", "aiohttp")) and ("Connect" in name or "Timeout" in name):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 @contextmanager

@@ -187,3 +187,40 @@ def test_a_running_job_beats_while_it_reports_no_progress(db_url, monkeypatch):
     with tasks._heartbeat(job.id):
         time.sleep(1.5)
     assert heartbeat() == failed_at
+
+
+def test_an_outage_does_not_use_up_a_jobs_attempts(db_url):
+    """The store unreachable for longer than a few retries (the soak's 30 s S3 outage failed a
+    job after three quick attempts): outages are waited out; the job's own errors still count."""
+    from backlot import jobs
+    from backlot.db.jobs import Job
+    from backlot.errors import InvalidInputError, StoreUnavailableError
+    from backlot.services.worker.tasks import is_outage
+
+    class EndpointConnectionError(Exception):  # the S3 client's, by module and name
+        pass
+
+    EndpointConnectionError.__module__ = "botocore.exceptions"
+    try:
+        raise RuntimeError("render failed") from EndpointConnectionError("Could not connect to the endpoint URL")
+    except RuntimeError as wrapped:
+        assert is_outage(wrapped)
+    assert is_outage(StoreUnavailableError("down")) and is_outage(ConnectionRefusedError())
+    assert not is_outage(InvalidInputError("bad prompt")) and not is_outage(ValueError("nan"))
+
+    with backlot.session() as s:
+        backlot.create_project(s, "film")
+        job = jobs.request_job(s, "film", "render_shot", {"shot": "sh010"}, idempotency_key="outage-test")
+    for _ in range(5):  # more outages than max_attempts
+        with backlot.session() as s:
+            assert jobs.claim_job(s, job.id, jobs.worker_name(), stale_after=60) is not None
+            jobs.fail_attempt(s, job.id, "EndpointConnectionError: ...", "", final=False, outage=True)
+    with backlot.session() as s:
+        row = s.get(Job, job.id)
+        assert (row.state.value, row.attempts) == ("queued", 0)
+    for _ in range(3):  # the job's own failures still end it after max_attempts
+        with backlot.session() as s:
+            jobs.claim_job(s, job.id, jobs.worker_name(), stale_after=60)
+            jobs.fail_attempt(s, job.id, "ValueError: nan", "", final=False)
+    with backlot.session() as s:
+        assert s.get(Job, job.id).state.value == "failed"
