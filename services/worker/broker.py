@@ -194,11 +194,23 @@ def wait_for_database(connect, *, forever: bool, backoff: Backoff | None = None)
                 down_since = monotonic()
                 log.error("database unreachable, retrying with backoff (up to %.0fs apart): %s",
                           backoff.cap, str(exc).strip().splitlines()[0])
-            time.sleep(backoff.next_delay())
+            _sleep_unless_stopped(backoff.next_delay())
             continue
         if down_since is not None:
             log.warning("database reachable again after %.0fs", monotonic() - down_since)
         return
+
+
+def _sleep_unless_stopped(seconds: float) -> None:
+    """Sleep in short slices, leaving at once when the worker is asked to stop (SIGTERM, SIGINT):
+    a worker waiting out an outage must still stop when told to."""
+    from celery.worker.state import maybe_shutdown
+
+    deadline = monotonic() + seconds
+    while (left := deadline - monotonic()) > 0:
+        maybe_shutdown()  # raises WorkerShutdown / WorkerTerminate once a stop was asked for
+        time.sleep(min(left, 0.25))
+    maybe_shutdown()
 
 
 TRANSPORT_ALIASES.setdefault("backlotpg", "backlot.services.worker.broker:PostgresTransport")

@@ -224,3 +224,22 @@ def test_an_outage_does_not_use_up_a_jobs_attempts(db_url):
             jobs.fail_attempt(s, job.id, "ValueError: nan", "", final=False)
     with backlot.session() as s:
         assert s.get(Job, job.id).state.value == "failed"
+
+
+def test_a_worker_waiting_out_an_outage_still_stops_when_told(own_server, tmp_path):
+    server, url = own_server
+    log = tmp_path / "worker.log"
+    env = {k: v for k, v in os.environ.items() if k not in ("BROKER_URL",)}
+    env.update(DATABASE_URL=url, BACKLOT_HOME=str(tmp_path / "home"))
+    worker = subprocess.Popen([sys.executable, "-m", "backlot.services.cli", "worker", "--loglevel", "info"],
+                              stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        wait_until(lambda: _ready(log), timeout=120)
+        server.stop()
+        wait_until(lambda: "database unreachable" in log.read_text(errors="replace"), timeout=60)
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)  # not stuck in the backoff loop
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+        server.start()
