@@ -8,7 +8,6 @@ later load, render and training asks that family.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -118,17 +117,3 @@ def version_folder(version: VersionRecord, store: Store | None = None) -> Path:
         raise NotFoundError(f"{version.ref}: its files are missing from the store at {folder}")
     return folder
 
-
-def _download(version: VersionRecord, store: Store) -> Path:
-    """A local cache copy of a version kept on remote (fsspec) storage."""
-    cache = load_settings().home / "cache" / "versions" / version.content_hash
-    if cache.is_dir():
-        return cache
-    temp = Path(tempfile.mkdtemp(dir=cache.parent.mkdir(parents=True, exist_ok=True) or cache.parent))
-    for f in version.files:
-        target = temp / f.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with store.open_object(f.sha256) as src, open(target, "wb") as dst:
-            dst.write(src.read())
-    os.replace(temp, cache)
-    return cache
