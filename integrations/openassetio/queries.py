@@ -207,7 +207,7 @@ ORDER BY v.id DESC LIMIT :limit
 # Columns: idx, kind, mime_type, templated, url, stable_tag, specified_tag, name,
 # qualified_name, content_hash, path, miss (NULL: found; -2: no project; -1: no asset;
 # else the asset's latest number), asset_id (what the cache drops meta-versions by).
-_LOCATE = """
+_LOCATE_FROM = """
 SELECT (r.idx - 1)::int, a.kind::text, v.media_type, false,
        CASE WHEN f.path ~ '^[A-Za-z0-9_.~/-]+$' THEN %(base)s || v.content_hash || '/' || f.path END,
        v.number::text, r.tag, {names}, v.content_hash, f.path,
@@ -219,7 +219,9 @@ FROM (SELECT x.idx, split_part(x.path, '/', 1) AS project, substr(x.path, strpos
       FROM (SELECT split_part(substr(u.s, 12), '?', 1) AS path, split_part(u.s, '?', 2) AS q, u.idx
             FROM unnest(string_to_array(%(refs)s, E'\\n')) WITH ORDINALITY AS u(s, idx) OFFSET 0) x
       OFFSET 0) r
-LEFT JOIN projects p ON lower(p.code) = lower(r.project)
+"""
+# Many references: plain joins (the planner sees the whole batch).
+_LOCATE = _LOCATE_FROM + """LEFT JOIN projects p ON lower(p.code) = lower(r.project)
 LEFT JOIN assets a ON a.project_id = p.id AND a.name = r.asset
 LEFT JOIN versions v ON v.asset_id = a.id AND v.number = CASE r.tag
     WHEN 'latest' THEN a.latest_number WHEN 'approved' THEN a.approved_number ELSE CAST(r.tag AS int) END
@@ -229,19 +231,7 @@ LEFT JOIN version_files f ON f.version_id = v.id
 # how many references come: each lookup is a LATERAL subquery (LIMIT 1 or OFFSET 0 keeps
 # the planner from flattening it), so the plan is index lookups per reference, never a
 # hash join over a whole table. Same columns.
-_LOCATE_SMALL = """
-SELECT (r.idx - 1)::int, a.kind::text, v.media_type, false,
-       CASE WHEN f.path ~ '^[A-Za-z0-9_.~/-]+$' THEN %(base)s || v.content_hash || '/' || f.path END,
-       v.number::text, r.tag, {names}, v.content_hash, f.path,
-       CASE WHEN v.id IS NOT NULL THEN NULL WHEN p.id IS NULL THEN -2 WHEN a.id IS NULL THEN -1
-            ELSE a.latest_number END,
-       a.id
-FROM (SELECT x.idx, split_part(x.path, '/', 1) AS project, substr(x.path, strpos(x.path, '/') + 1) AS asset,
-             CASE WHEN x.q = '' THEN 'latest' ELSE substr(x.q, 3) END AS tag
-      FROM (SELECT split_part(substr(u.s, 12), '?', 1) AS path, split_part(u.s, '?', 2) AS q, u.idx
-            FROM unnest(string_to_array(%(refs)s, E'\\n')) WITH ORDINALITY AS u(s, idx) OFFSET 0) x
-      OFFSET 0) r
-LEFT JOIN LATERAL (SELECT p.id FROM projects p WHERE lower(p.code) = lower(r.project) LIMIT 1) p ON true
+_LOCATE_SMALL = _LOCATE_FROM + """LEFT JOIN LATERAL (SELECT p.id FROM projects p WHERE lower(p.code) = lower(r.project) LIMIT 1) p ON true
 LEFT JOIN LATERAL (SELECT a.id, a.kind, a.latest_number, a.approved_number FROM assets a
                    WHERE a.project_id = p.id AND a.name = r.asset LIMIT 1) a ON true
 LEFT JOIN LATERAL (SELECT v.id, v.number, v.media_type, v.content_hash FROM versions v
