@@ -1,6 +1,6 @@
 """The learned stand-in: a small Stable-Diffusion-family pipeline trained in-process on the world.
 
-Three parts, chosen so that the whole build fits in about a minute on two CPU cores:
+Three parts, chosen to keep the build short (about 80 s on one core of a quiet machine):
 
 - The tokenizer is tiny.py's byte-level CLIP vocabulary plus BPE merges that make each of the
   world's words ("mara", "left", "dusk", ...) one token, so the text encoder does not have
@@ -12,12 +12,16 @@ Three parts, chosen so that the whole build fits in about a minute on two CPU co
   negation and a large constant, so it only divides by a known scale; SiLU runs far on its
   linear side. A learned VAE cost most of the time budget; this one costs nothing and loses
   only detail finer than 4 pixels, which the world does not have.
-- The UNet and the text encoder are trained together with the usual epsilon-prediction
-  loss on the world's pictures and captions (captions dropped 10% of the time, for
-  classifier-free guidance; half the noise levels drawn from those 6- and 8-step DDIM
-  renders visit), from one seeded generator. Token embeddings start spread out (std 1, not
-  CLIP's 0.02): with whole-word tokens that lets cross-attention tell words apart from the
-  first step, which roughly halved the loss reached in the same steps.
+- The UNet and the text encoder are trained together on the world's pictures and captions
+  (captions dropped 10% of the time, for classifier-free guidance; half the noise levels
+  drawn from those 6- and 8-step DDIM renders visit), from one seeded generator, and the
+  moving average of the weights is what is saved. The objective is v-prediction on betas
+  rescaled to zero terminal SNR, sampled with trailing timesteps (Lin et al., "Common
+  Diffusion Noise Schedules and Sample Steps are Flawed"): with epsilon-prediction on the
+  usual schedule the first step still sees some of the picture in training but none in a
+  render, and renders came out at one mean brightness (night too bright) with the figure
+  where the seed, not the prompt, put it. Token embeddings start spread out (std 1, not
+  CLIP's 0.02): with whole-word tokens cross-attention can tell words apart from step one.
 
 The same seed, configuration and thread count write the same bytes.
 """
@@ -43,7 +47,7 @@ LATENT_DOWN = 4  # 64x64 pictures, 16x16 latents
 @dataclass(frozen=True)
 class LearnConfig:
     seed: int = 0
-    steps: int = 800
+    steps: int = 800  # fewer lose placement: "left" and "right" are learned last
     batch_size: int = 16
     lr: float = 2e-3
     jittered: int = 1024  # jittered pictures beside the canonical ones
@@ -53,17 +57,23 @@ class LearnConfig:
     text_width: int = 32
     token_scale: float = 1.0  # spread of the initial token embeddings (CLIP's own is 0.02)
     focus: float = 0.5  # share of draws at the noise levels 6- and 8-step DDIM renders visit
-    version: int = 1  # bump when the world or the training changes bytes
+    prediction: str = "v_prediction"  # the scheduler's prediction_type
+    zero_snr: bool = True  # betas rescaled to zero terminal SNR, trailing timestep spacing
+    ema: float = 0.99  # decay of the moving average of the weights that is saved (0: none)
+    max_tokens: int = 16  # the tokenizer's length: world captions are at most 11 tokens
+    heads: int = 2  # attention heads in the UNet
+    scaling: float = 2.0  # the VAE's scaling_factor: pooled pictures in [-1, 1] have a spread of ~0.5
+    version: int = 2  # bump when the world or the training changes bytes
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def build_tokenizer():
+def build_tokenizer(max_tokens: int = 77):
     """tiny.py's byte-level CLIP tokenizer with merges that make each world word one token."""
     from transformers import CLIPTokenizer
 
-    from backlot.generation.tiny import MAX_TOKENS, byte_level_vocab
+    from backlot.generation.tiny import byte_level_vocab
 
     vocab, _ = byte_level_vocab()
     merges: list[tuple[str, str]] = []
@@ -75,7 +85,7 @@ def build_tokenizer():
                 merges.append((joined, part))
             joined += part
             vocab.setdefault(joined, len(vocab))
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=MAX_TOKENS)
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_tokens)
     for word in world.WORDS:  # a merge of one word must not split another
         ids = tokenizer(word, add_special_tokens=False).input_ids
         if len(ids) != 1:
@@ -149,23 +159,18 @@ def _centre_tap(conv) -> None:
         conv.weight[k, k, 1, 1] = 1.0
 
 
-SCALING_FACTOR = 2.0  # pooled pictures in [-1, 1] have a spread of about 0.5
-
-
 def build_models(config: LearnConfig):
     """(tokenizer, text encoder, UNet, VAE, scheduler), untrained, from the config's seed."""
     import torch
     from diffusers import DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from backlot.generation.tiny import MAX_TOKENS
-
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(config.max_tokens)
     torch.manual_seed(config.seed)
     width = config.text_width
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=len(tokenizer.get_vocab()), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=MAX_TOKENS, bos_token_id=tokenizer.bos_token_id,
+        num_attention_heads=4, max_position_embeddings=config.max_tokens, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id))
     with torch.no_grad():  # word tokens start far apart, so cross-attention can tell them apart from step one
         text_encoder.get_input_embeddings().weight.normal_(0.0, config.token_scale)
@@ -174,11 +179,13 @@ def build_models(config: LearnConfig):
         sample_size=world.SIZE // LATENT_DOWN, in_channels=4, out_channels=4, layers_per_block=1,
         block_out_channels=channels, down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (len(channels) - 1),
         up_block_types=("CrossAttnUpBlock2D",) * (len(channels) - 1) + ("UpBlock2D",),
-        cross_attention_dim=width, norm_num_groups=8, attention_head_dim=8)
+        cross_attention_dim=width, norm_num_groups=8, attention_head_dim=config.heads)
     vae = build_pooling_vae()
-    vae.register_to_config(scaling_factor=SCALING_FACTOR)
+    vae.register_to_config(scaling_factor=config.scaling)
     scheduler = DDIMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
-                              beta_end=0.012, clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+                              beta_end=0.012, clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+                              prediction_type=config.prediction, rescale_betas_zero_snr=config.zero_snr,
+                              timestep_spacing="trailing" if config.zero_snr else "leading")
     return tokenizer, text_encoder, unet, vae, scheduler
 
 
@@ -188,11 +195,13 @@ def train(config: LearnConfig, progress: Callable[[int, float], None] | None = N
     import torch
     import torch.nn.functional as F
 
+    from backlot.generation.families.base import prediction_target
+
     tokenizer, text_encoder, unet, vae, scheduler = build_models(config)
     images, captions = world.training_set(config.seed, config.jittered)
     pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():
-        latents = vae.encode(pixels).latent_dist.mean * SCALING_FACTOR
+        latents = vae.encode(pixels).latent_dist.mean * config.scaling
     texts = sorted(set(captions)) + [""]
     tokens = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                        return_tensors="pt").input_ids
@@ -200,13 +209,13 @@ def train(config: LearnConfig, progress: Callable[[int, float], None] | None = N
     empty = len(texts) - 1
     generator = torch.Generator().manual_seed(config.seed)
     params = list(unet.parameters()) + list(text_encoder.parameters())
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0, fused=True)
     warmup = max(1, config.steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / warmup) * (0.5 + 0.5 * np.cos(np.pi * step / config.steps)))
-    alphas = scheduler.alphas_cumprod
     grid = torch.tensor(sorted({int(t) for n in (6, 8) for t in _render_timesteps(scheduler, n)}))
     losses = []
+    shadow = [p.detach().clone() for p in params] if config.ema else None
     unet.train()
     text_encoder.train()
     for step in range(config.steps):
@@ -220,17 +229,24 @@ def train(config: LearnConfig, progress: Callable[[int, float], None] | None = N
         focused = torch.rand(config.batch_size, generator=generator) < config.focus
         on_grid = grid[torch.randint(0, len(grid), (config.batch_size,), generator=generator)]
         timesteps = torch.where(focused, on_grid, timesteps)
-        a = alphas[timesteps].view(-1, 1, 1, 1)
-        noisy = a.sqrt() * latents[pick] + (1 - a).sqrt() * noise
-        loss = F.mse_loss(unet(noisy, timesteps, embeddings).sample, noise)
+        noisy = scheduler.add_noise(latents[pick], noise, timesteps)
+        target = prediction_target(scheduler, latents[pick], noise, timesteps)
+        loss = F.mse_loss(unet(noisy, timesteps, embeddings).sample, target)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
+        if shadow is not None:  # warmed up as diffusers' EMAModel does: early weights count little
+            decay = min(config.ema, (1 + step) / (10 + step))
+            torch._foreach_lerp_(shadow, [p.detach() for p in params], 1 - decay)
         losses.append(float(loss.detach()))
         if progress:
             progress(step + 1, losses[-1])
+    if shadow is not None:
+        with torch.no_grad():
+            for p, average in zip(params, shadow):
+                p.copy_(average)
     unet.eval()
     text_encoder.eval()
     return (tokenizer, text_encoder, unet, vae, scheduler), losses

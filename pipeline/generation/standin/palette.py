@@ -14,7 +14,7 @@ import numpy as np
 from backlot.generation.standin import world
 
 BLOCK = 4
-THRESHOLD = 60.0  # summed |RGB| difference of a block's mean from the empty set
+THRESHOLD = 100.0  # summed |RGB| of a block's mean from its row's: above grain (< ~60), below any figure (> 180)
 
 
 def figure_mask(image: np.ndarray, scene: world.Scene | None = None) -> np.ndarray:

@@ -39,7 +39,8 @@ class Scene:
     def caption(self) -> str:
         if self.character is None:
             return f"the {self.set} at {self.light}"
-        return f"{self.character} on the {self.place} in the {self.set} at {self.light}"
+        where = "in the centre" if self.place == "centre" else f"on the {self.place}"
+        return f"{self.character} {where} in the {self.set} at {self.light}"
 
 
 CHARACTERS = {
