@@ -34,8 +34,27 @@ _RUN_STANDIN_CACHE = os.path.join(tempfile.gettempdir(), f"backlot-test-standin-
 os.environ.setdefault("BACKLOT_STANDIN_CACHE", os.environ.get("BACKLOT_TEST_STANDIN_CACHE") or _RUN_STANDIN_CACHE)
 
 
+# A test that forgets the `env` fixture would otherwise use (and start an embedded PostgreSQL
+# in) the runner's own ~/.backlot, and leave it running: it gets this run's fallback home
+# instead, which is cleaned up at the end and named in a warning with the first such test.
+_FALLBACK_HOME = Path(tempfile.gettempdir()) / f"backlot-test-home-{os.getpid()}"
+os.environ.setdefault("BACKLOT_HOME", str(_FALLBACK_HOME))
+_FALLBACK_USERS: list[str] = []
+
+
+def pytest_runtest_teardown(item):
+    if not _FALLBACK_USERS and _FALLBACK_HOME.exists():
+        _FALLBACK_USERS.append(item.nodeid)
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_RUN_STANDIN_CACHE, ignore_errors=True)
+    if _FALLBACK_HOME.exists():
+        stopped = EmbeddedPostgres(_FALLBACK_HOME).stop()
+        shutil.rmtree(_FALLBACK_HOME, ignore_errors=True)
+        first = _FALLBACK_USERS[0] if _FALLBACK_USERS else "a session-scoped fixture"
+        print(f"\nwarning: {first} (or one before it) used the run's fallback BACKLOT_HOME instead of "
+              f"the env fixture{'; its embedded PostgreSQL was stopped' if stopped else ''}")
 
 
 TEMPLATE = "backlot_template"

@@ -43,7 +43,9 @@ SET, LIGHT = "square", "dusk"
 # steps) toward its own prompt; the frames after it move on at frame_strength 0.5. Guidance 2:
 # at 4 the stand-in's grain doubles (guidance amplifies where its two predictions disagree).
 RENDER = {"steps": 6, "seed": 11, "guidance_scale": 2.0, "continuity_strength": 0.3}
-TRAIN = {"steps": 300, "lr": 1e-3, "seed": 3}
+# Rank 8 at lr 5e-4 paints the costume with the least change to the set and to other characters
+# (at lr 1e-3 the whole picture turns green).
+TRAIN = {"rank": 8, "steps": 300, "lr": 5e-4, "seed": 3}
 
 
 def scene(shot: str):
