@@ -101,6 +101,61 @@ def test_build_from_scratch_writes_the_same_bytes(tmp_path):
         tree_hashes(one)["unet/diffusion_pytorch_model.safetensors"]
 
 
+def children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc (Linux)")
+def test_build_helpers_die_with_a_killed_build(tmp_path):
+    """A build split across worker processes: SIGKILL the building process and its helpers go
+    too (the kernel's parent-death signal), and nothing is cached."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = ("from pathlib import Path; from backlot.generation.standin import learn; "
+              f"learn.build_learned_pipeline(Path({str(tmp_path / 'out')!r}), "
+              f"config=learn.LearnConfig(steps=100000, jittered=16), cache=Path({str(tmp_path / 'cache')!r}))")
+    build = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 120
+        while not (helpers := children_of(build.pid)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert helpers, "the build started no helper process"
+        time.sleep(3)  # into the training loop
+        build.send_signal(signal.SIGKILL)
+        build.wait()
+        deadline = time.monotonic() + 15
+        while running(helpers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not running(helpers), f"helpers {running(helpers)} outlived the killed build"
+    finally:
+        build.kill()
+    assert not list((tmp_path / "cache").glob("seed*")), "a killed build cached nothing"
+
+
+def running(pids: list[int]) -> list[int]:
+    """Those of `pids` still running (gone or a zombie: not)."""
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
 def test_renders_show_the_prompted_character_in_its_palette(film):
     """Without an adapter, the figure in a render is nearest in colour to the prompted character's
     own sheet (among every character and the costume): the model learned who is who."""
@@ -134,8 +189,8 @@ def test_light_follows_the_prompt(film):
         for light in world.LIGHTS:
             scene = world.Scene(None, "square", light)
             drawn = world.draw_scene(scene).reshape(-1, 3).mean(axis=0)
-            means = [first_frame(render(s, "sh010", scene, seed, frames=1, continuity=False)).reshape(-1, 3).mean(axis=0)
-                     for seed in SEEDS[:2]]
+            frames = [first_frame(render(s, "sh010", scene, seed, frames=1, continuity=False)) for seed in SEEDS[:2]]
+            means = [frame.reshape(-1, 3).mean(axis=0) for frame in frames]
             errors[light] = round(float(np.mean([np.abs(m - drawn).mean() for m in means])), 1)
             brightness[light] = float(np.mean(means))
     print("mean colour error against the drawn set, per light:", errors)

@@ -1,6 +1,6 @@
 """The learned stand-in: a small Stable-Diffusion-family pipeline trained in-process on the world.
 
-Three parts, chosen to keep the build short (about 80 s on one core of a quiet machine):
+Three parts, chosen to keep the build short (about 70 s on two cores of a quiet machine):
 
 - The tokenizer is tiny.py's byte-level CLIP vocabulary plus BPE merges that make each of the
   world's words ("mara", "left", "dusk", ...) one token, so the text encoder does not have
@@ -52,7 +52,8 @@ class LearnConfig:
     lr: float = 2e-3
     jittered: int = 1024  # jittered pictures beside the canonical ones
     caption_dropout: float = 0.1
-    threads: int = 2
+    threads: int = 1  # torch threads of each build worker
+    workers: int = 2  # processes the batch is split across (part of the bytes: kept fixed, not the core count)
     unet_channels: tuple[int, ...] = (32, 64, 64)
     text_width: int = 32
     token_scale: float = 1.0  # spread of the initial token embeddings (CLIP's own is 0.02)
@@ -190,14 +191,39 @@ def build_models(config: LearnConfig):
 
 
 def train(config: LearnConfig, progress: Callable[[int, float], None] | None = None):
-    """Train the UNet and text encoder on the world; returns the models and the loss curve."""
+    """Train the UNet and text encoder on the world; returns the models and the loss curve.
+
+    With `config.workers` > 1 the batch is split across that many processes (this one and
+    spawned helpers), which average their gradients through shared memory: on these tiny
+    kernels a second torch thread makes a step slower, a second process halves it."""
+    from backlot.errors import InvalidInputError
+
+    if config.workers < 1 or config.batch_size % config.workers:
+        raise InvalidInputError(f"the stand-in's batch of {config.batch_size} does not split across "
+                                f"{config.workers} build workers: give a worker count that divides it")
+    models = build_models(config)
+    if config.workers == 1:
+        return models, _fit(config, models, progress)
+    with _Helpers(config, _trainable(models)) as exchange:
+        losses = _fit(config, models, progress, exchange)
+    return models, losses
+
+
+def _trainable(models) -> list:
+    _, text_encoder, unet, _, _ = models
+    return list(unet.parameters()) + list(text_encoder.parameters())
+
+
+def _fit(config: LearnConfig, models, progress=None, exchange: "_GradientExchange | None" = None) -> list[float]:
+    """The training loop of one worker: every worker draws the whole batch from the same seeded
+    generator and trains on its own slice of it."""
     import numpy as np
     import torch
     import torch.nn.functional as F
 
     from backlot.generation.families.base import prediction_target
 
-    tokenizer, text_encoder, unet, vae, scheduler = build_models(config)
+    tokenizer, text_encoder, unet, vae, scheduler = models
     images, captions = world.training_set(config.seed, config.jittered)
     pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():
@@ -208,48 +234,177 @@ def train(config: LearnConfig, progress: Callable[[int, float], None] | None = N
     text_index = torch.tensor([texts.index(c) for c in captions])
     empty = len(texts) - 1
     generator = torch.Generator().manual_seed(config.seed)
-    params = list(unet.parameters()) + list(text_encoder.parameters())
+    params = _trainable(models)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0, fused=True)
     warmup = max(1, config.steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min(1.0, (step + 1) / warmup) * (0.5 + 0.5 * np.cos(np.pi * step / config.steps)))
     grid = torch.tensor(sorted({int(t) for n in (6, 8) for t in _render_timesteps(scheduler, n)}))
+    share = config.batch_size // config.workers
+    mine = slice(exchange.rank * share, (exchange.rank + 1) * share) if exchange else slice(None)
     losses = []
     shadow = [p.detach().clone() for p in params] if config.ema else None
+    if exchange:
+        exchange.bind(params)
     unet.train()
     text_encoder.train()
     for step in range(config.steps):
         pick = torch.randint(0, len(latents), (config.batch_size,), generator=generator)
         which = text_index[pick].clone()
         which[torch.rand(config.batch_size, generator=generator) < config.caption_dropout] = empty
-        used, inverse = torch.unique(which, return_inverse=True)
-        embeddings = text_encoder(tokens[used])[0][inverse]
         noise = torch.randn(latents[pick].shape, generator=generator)
         timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (config.batch_size,), generator=generator)
         focused = torch.rand(config.batch_size, generator=generator) < config.focus
         on_grid = grid[torch.randint(0, len(grid), (config.batch_size,), generator=generator)]
-        timesteps = torch.where(focused, on_grid, timesteps)
+        timesteps = torch.where(focused, on_grid, timesteps)[mine]
+        pick, which, noise = pick[mine], which[mine], noise[mine]
+        used, inverse = torch.unique(which, return_inverse=True)
+        embeddings = text_encoder(tokens[used])[0][inverse]
         noisy = scheduler.add_noise(latents[pick], noise, timesteps)
         target = prediction_target(scheduler, latents[pick], noise, timesteps)
         loss = F.mse_loss(unet(noisy, timesteps, embeddings).sample, target)
         loss.backward()
+        value = exchange.average(params, loss) if exchange else float(loss.detach())
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         schedule.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=exchange is None)  # bound gradients stay views of shared memory
         if shadow is not None:  # warmed up as diffusers' EMAModel does: early weights count little
             decay = min(config.ema, (1 + step) / (10 + step))
             torch._foreach_lerp_(shadow, [p.detach() for p in params], 1 - decay)
-        losses.append(float(loss.detach()))
+        losses.append(value)
         if progress:
-            progress(step + 1, losses[-1])
+            progress(step + 1, value)
     if shadow is not None:
         with torch.no_grad():
             for p, average in zip(params, shadow):
                 p.copy_(average)
     unet.eval()
     text_encoder.eval()
-    return (tokenizer, text_encoder, unet, vae, scheduler), losses
+    return losses
+
+
+class _GradientExchange:
+    """Gradients averaged across the build's workers through shared memory, summed in rank
+    order by every worker, so all take the same optimizer step and a build's bytes repeat.
+    Each parameter's .grad is a view into this worker's buffer, so backward writes there."""
+
+    def __init__(self, rank: int, buffers: list, barrier, timeout: float):
+        self.rank, self.buffers, self.barrier, self.timeout = rank, buffers, barrier, timeout
+
+    def bind(self, params) -> None:
+        own, offset = self.buffers[self.rank], 0
+        for p in params:
+            p.grad = own[offset:offset + p.numel()].view_as(p)
+            offset += p.numel()
+
+    def average(self, params, loss) -> float:
+        own = self.buffers[self.rank]
+        own[-1] = loss.detach()
+        self._wait()
+        total = self.buffers[0].clone()
+        for other in self.buffers[1:]:
+            total += other
+        self._wait()  # every worker has read before any overwrites its own
+        own.copy_(total.div_(len(self.buffers)))
+        return float(own[-1])
+
+    def _wait(self) -> None:
+        import threading
+
+        try:
+            self.barrier.wait(self.timeout)
+        except threading.BrokenBarrierError:
+            raise RuntimeError("a stand-in build worker stopped or stalled; the build is abandoned "
+                               "(nothing was cached): run it again") from None
+
+
+HELPER_TIMEOUT_S = 300.0  # the longest a worker waits for another at one step (startup included)
+
+
+class _Helpers:
+    """The spawned worker processes of one build: started on enter, joined (or killed) on exit,
+    and each dies with this process."""
+
+    def __init__(self, config: LearnConfig, params):
+        import multiprocessing
+
+        import torch
+        import torch.multiprocessing as mp
+
+        if multiprocessing.current_process().daemon:
+            from backlot.errors import InvalidInputError
+
+            raise InvalidInputError("the learned stand-in is built with helper processes, which a daemon "
+                                    "process (such as a Celery pool worker) cannot start: build it with "
+                                    "`backlot model tiny` first; later uses copy the cached build")
+        self.config, self.context = config, mp.get_context("spawn")
+        size = sum(p.numel() for p in params) + 1  # and the loss
+        self.buffers = [torch.zeros(size).share_memory_() for _ in range(config.workers)]
+        self.barrier = self.context.Barrier(config.workers)
+        self.processes = []
+
+    def __enter__(self) -> _GradientExchange:
+        for rank in range(1, self.config.workers):
+            process = self.context.Process(target=_helper_main, daemon=True, name=f"standin-build-{rank}",
+                                           args=(self.config, rank, self.buffers, self.barrier, os.getpid()))
+            process.start()
+            self.processes.append(process)
+        import threading
+
+        threading.Thread(target=self._watch, name="standin-build-watch", daemon=True).start()
+        return _GradientExchange(0, self.buffers, self.barrier, HELPER_TIMEOUT_S)
+
+    def _watch(self) -> None:
+        """A helper that fails (say, a script without the `if __name__ == "__main__":` guard
+        that spawning needs) breaks the barrier at once, instead of after the timeout."""
+        from multiprocessing.connection import wait
+
+        pending = list(self.processes)
+        while pending:
+            ready = wait([p.sentinel for p in pending])
+            for process in [p for p in pending if p.sentinel in ready]:
+                pending.remove(process)
+                if process.exitcode:
+                    self.barrier.abort()
+                    return
+
+    def __exit__(self, kind, error, trace) -> None:
+        if error is not None:
+            self.barrier.abort()
+        for process in self.processes:
+            process.join(timeout=None if error is None else 5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        failed = [p.name for p in self.processes if p.exitcode]
+        if failed and error is None:
+            raise RuntimeError(f"stand-in build worker(s) {', '.join(failed)} failed; nothing was cached: run it again")
+
+
+def _helper_main(config: LearnConfig, rank: int, buffers, barrier, parent: int) -> None:
+    """A spawned build worker: the same models from the same seed, its slice of every batch."""
+    _die_with_parent(parent)
+    from backlot.generation.device import quiet_libraries
+
+    quiet_libraries()
+    import torch
+
+    torch.set_num_threads(config.threads)
+    torch.use_deterministic_algorithms(True)
+    _fit(config, build_models(config), exchange=_GradientExchange(rank, buffers, barrier, HELPER_TIMEOUT_S))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel sends SIGKILL to this process when the building process dies."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)
 
 
 def _render_timesteps(scheduler, steps: int):
@@ -265,8 +420,8 @@ def build_learned_pipeline(folder: Path, seed: int = 0, config: LearnConfig | No
     """The learned stand-in as a StableDiffusionPipeline folder at `folder` (created); returns it.
 
     Built once per seed and configuration and kept under BACKLOT_HOME/cache/standin/ (or
-    `cache`); later calls copy the cached folder. BACKLOT_STANDIN_THREADS sets the torch threads of a build
-    (default 1; part of the cache key, since it may change the bytes)."""
+    `cache`); later calls copy the cached folder. BACKLOT_STANDIN_THREADS sets the torch threads
+    of each build process (default 1; part of the cache key, since it may change the bytes)."""
     config = config or LearnConfig(seed=seed, threads=_threads())
     cached = cached_pipeline(config, progress, cache)
     if folder.exists() and any(folder.iterdir()):
