@@ -50,11 +50,13 @@ def pytest_runtest_teardown(item):
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_RUN_STANDIN_CACHE, ignore_errors=True)
     if _FALLBACK_HOME.exists():
+        made = sorted(p.name for p in _FALLBACK_HOME.iterdir())
         stopped = EmbeddedPostgres(_FALLBACK_HOME).stop()
         shutil.rmtree(_FALLBACK_HOME, ignore_errors=True)
         first = _FALLBACK_USERS[0] if _FALLBACK_USERS else "a session-scoped fixture"
         print(f"\nwarning: {first} (or one before it) used the run's fallback BACKLOT_HOME instead of "
-              f"the env fixture{'; its embedded PostgreSQL was stopped' if stopped else ''}")
+              f"the env fixture (it made {', '.join(made) or 'the folder'})"
+              f"{'; its embedded PostgreSQL was stopped' if stopped else ''}")
 
 
 TEMPLATE = "backlot_template"

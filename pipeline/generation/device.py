@@ -100,6 +100,8 @@ def quiet_libraries() -> None:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*torchvision.*")
+    # Several adapters in one pipeline is how adapters are swapped without a reload (loading.py).
+    warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute", category=UserWarning)
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 

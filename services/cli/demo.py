@@ -251,6 +251,8 @@ def _report_changes(code: str, shots: list[str], before: list[Path], after: list
             why = f"{scene(shot).character} is in it: uses the adapter retrained on the new costume"
         else:
             why = f"continues from the shot before it, which changed ({item.continuity.replace(f'{code}/', '')})"
+            if difference < 0.05:  # frame after frame of img2img forgets where the shot started
+                why += "; by its thumbnail frame the picture is the same again"
         rows.append((shot, scene(shot).caption, f"{difference:.1f}", "yes" if old != new else "no", why))
     emit_table("What changed (thumbnails, mean |difference| 0-255)", ["shot", "prompt", "difference", "remade", "why"],
                rows)

@@ -31,7 +31,7 @@ from kombu.utils.encoding import bytes_to_str
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.exc import OperationalError
 
-from backlot.config import load_settings
+from backlot.config import Settings, load_settings
 from backlot.db.engine import listen_connector, resolve_url
 from backlot.services.worker.backoff import Backoff, embedded_database_gone, listen_until
 
@@ -216,10 +216,11 @@ def _sleep_unless_stopped(seconds: float) -> None:
 TRANSPORT_ALIASES.setdefault("backlotpg", "backlot.services.worker.broker:PostgresTransport")
 
 
-def broker_url() -> str:
+def broker_url(settings: Settings | None = None) -> str:
+    """BROKER_URL, else the database of `settings` (default: the environment's)."""
     if url := os.environ.get("BROKER_URL"):
         return url
-    return "backlotpg+" + resolve_url(load_settings())
+    return "backlotpg+" + resolve_url(settings or load_settings())
 
 
 def is_embedded(url: str) -> bool:

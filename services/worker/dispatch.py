@@ -27,13 +27,14 @@ LOOP_EVERY = float(os.environ.get("BACKLOT_DISPATCH_EVERY_S", 5))
 STATUS_CHANNEL = "backlot_jobs"  # NOTIFYed by the database when a version's status changes (0007)
 
 
-def dispatch(app) -> int:
+def dispatch(app, engine=None) -> int:
     """Send what is due; returns how many jobs were sent. A broker error puts the unsent ones
     back to queued (and is raised); a crash between commit and send is caught by the re-send
-    rule for dispatched jobs that never started."""
-    with backlot.session() as s:
+    rule for dispatched jobs that never started. `engine`: the database (default: the
+    environment's)."""
+    with backlot.session(engine) as s:
         due = take_due(s)
-    return send(app, due)
+    return send(app, due, engine)
 
 
 def take_due(session) -> list[tuple[int, str]]:
@@ -43,14 +44,14 @@ def take_due(session) -> list[tuple[int, str]]:
                                                              redispatch_after=REDISPATCH_AFTER)]
 
 
-def send(app, due: list[tuple[int, str]]) -> int:
+def send(app, due: list[tuple[int, str]], engine=None) -> int:
     """Send jobs marked dispatched by a committed transaction (a worker taking the message must
     find the row unlocked and dispatched)."""
     for index, (job_id, queue) in enumerate(due):
         try:
             app.send_task("backlot.run_job", args=[job_id], queue=queue, retry=False)
         except Exception:
-            with backlot.session() as s:
+            with backlot.session(engine) as s:
                 jobs.requeue(s, [j for j, _ in due[index:]])
             raise
     return len(due)

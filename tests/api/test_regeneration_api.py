@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import backlot
+from backlot.storage import Store
 from backlot.db.engine import session_scope
 from tests.api.conftest import engine_for
 
@@ -27,7 +28,8 @@ def test_a_regeneration_requested_twice_is_queued_once(live, production, api_set
     with session_scope(engine_for(api_settings)) as s:
         adapter = backlot.publish_version(s, p, "adapters/ovid", [sheet], kind="adapter", status="approved",
                                            inputs=[("training_data", f"{p}/characters/mara@1")],
-                                           recipe={"kind": "lora_training", "seed": 3, "steps": 2})
+                                           recipe={"kind": "lora_training", "seed": 3, "steps": 2},
+                                           store=Store(api_settings.backlot.store_url))
     with live.client(production.tokens["supervisor"]) as c:
         first = c.post(f"/api/projects/{p}/regeneration")
         assert first.status_code == 202, first.text

@@ -141,6 +141,10 @@ def test_build_helpers_die_with_a_killed_build(tmp_path):
     finally:
         build.kill()
     assert not list((tmp_path / "cache").glob("seed*")), "a killed build cached nothing"
+    assert list((tmp_path / "cache").glob(".building-*")), "its working folder is left behind..."
+    learn.build_learned_pipeline(tmp_path / "next", config=learn.LearnConfig(steps=2, jittered=4),
+                                 cache=tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob(".building-*")), "...until the next build removes it"
 
 
 def running(pids: list[int]) -> list[int]:

@@ -443,7 +443,8 @@ def cached_pipeline(config: LearnConfig, progress: Callable[[int, float], None] 
     if (target / RECIPE_NAME).is_file():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    _remove_abandoned_builds(root)
+    work = Path(tempfile.mkdtemp(prefix=f".building-{os.getpid()}-", dir=root))
     try:
         write_pipeline(config, work, progress)
         try:
@@ -454,6 +455,24 @@ def cached_pipeline(config: LearnConfig, progress: Callable[[int, float], None] 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+def _remove_abandoned_builds(root: Path) -> None:
+    """Working folders of builds whose process is gone (killed mid-build): named by their pid."""
+    for work in root.glob(".building-*"):
+        pid = work.name.split("-")[1]
+        if not pid.isdigit() or not _process_exists(int(pid)):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: alive
+        return True
+    return True
 
 
 def write_pipeline(config: LearnConfig, folder: Path, progress: Callable[[int, float], None] | None = None) -> dict:

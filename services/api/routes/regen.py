@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, BackgroundTasks
+from fastapi import APIRouter, BackgroundTasks, Request
 
 import backlot
 from backlot.lineage import PlanItem
@@ -36,7 +36,7 @@ def get_regeneration_plan(scope: Viewer, sequence: CodeFilter = None) -> list[Pl
 
 
 @router.post(P + "/regeneration", response_model=RegenerationOut, status_code=202, tags=["lineage"])
-def request_regeneration(scope: Supervisor, background: BackgroundTasks,
+def request_regeneration(scope: Supervisor, background: BackgroundTasks, request: Request,
                          sequence: CodeFilter = None) -> RegenerationOut:
     """Write the plan's jobs (what is already in flight is not queued again); workers run them.
     The jobs are handed to the broker once this request has committed."""
@@ -47,18 +47,19 @@ def request_regeneration(scope: Supervisor, background: BackgroundTasks,
     items = backlot.plan_regeneration(scope.session, scope.project, sequence)
     result = submit_regeneration(scope.session, scope.project, items, uuid.uuid4().hex[:12])
     if result.jobs:
-        background.add_task(_dispatch)
+        background.add_task(_dispatch, request.app.state.engine, request.app.state.settings.backlot)
     return RegenerationOut(batch=result.batch, plan=[plan_item_out(i) for i in result.plan],
                            jobs=[j.id for j in result.jobs], in_flight=result.in_flight,
                            skipped=[i.key for i in result.skipped])
 
 
-def _dispatch() -> None:
-    """After the commit: send what can run now (workers' dispatchers would, within seconds)."""
+def _dispatch(engine, settings) -> None:
+    """After the commit: send what can run now (workers' dispatchers would, within seconds),
+    from this server's database, through the broker on it unless BROKER_URL names another."""
     from backlot.services.worker.app import create_app
     from backlot.services.worker.dispatch import dispatch
 
     try:
-        dispatch(create_app())
+        dispatch(create_app(settings), engine)
     except Exception as exc:  # noqa: BLE001 - the jobs are queued; a worker's dispatcher sends them
         log.warning("regeneration queued, not yet sent: %s", exc)
