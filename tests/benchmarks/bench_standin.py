@@ -76,6 +76,9 @@ def shot(pipes, prompt: str, seed: int, previous=None) -> list:
 
 
 def bench_continuity(folder: Path, seeds: list[int]) -> None:
+    from backlot.generation.device import quiet_libraries
+
+    quiet_libraries()
     from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 
     text2img = StableDiffusionPipeline.from_pretrained(folder, local_files_only=True)
