@@ -168,7 +168,7 @@ def _conform_both_ways(session, tmp_path, monkeypatch, name, **options):
     fast = conform_cut(session, "film", tmp_path / f"{name}_fast.otio", **options)
     monkeypatch.setattr(conform, "_fast_cut", lambda *a: None)
     slow = conform_cut(session, "film", tmp_path / f"{name}_otio.otio", **options)
-    monkeypatch.undo()
+    monkeypatch.setattr(conform, "_fast_cut", real)  # not undo(): that would also drop the env fixture's home
     return taken[0] is not None, fast, slow
 
 
