@@ -195,7 +195,8 @@ def train(config: LearnConfig, progress: Callable[[int, float], None] | None = N
 
     With `config.workers` > 1 the batch is split across that many processes (this one and
     spawned helpers), which average their gradients through shared memory: on these tiny
-    kernels a second torch thread makes a step slower, a second process halves it."""
+    kernels a second torch thread makes a step slower; a second process, with half the batch
+    each, makes the build about 1.26x faster on two cores."""
     from backlot.errors import InvalidInputError
 
     if config.workers < 1 or config.batch_size % config.workers:
@@ -345,13 +346,13 @@ class _Helpers:
         self.processes = []
 
     def __enter__(self) -> _GradientExchange:
+        import threading
+
         for rank in range(1, self.config.workers):
             process = self.context.Process(target=_helper_main, daemon=True, name=f"standin-build-{rank}",
                                            args=(self.config, rank, self.buffers, self.barrier, os.getpid()))
             process.start()
             self.processes.append(process)
-        import threading
-
         threading.Thread(target=self._watch, name="standin-build-watch", daemon=True).start()
         return _GradientExchange(0, self.buffers, self.barrier, HELPER_TIMEOUT_S)
 
