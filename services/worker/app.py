@@ -9,7 +9,6 @@ Job state lives in PostgreSQL, so no result backend is needed.
 from __future__ import annotations
 
 import os
-
 from typing import TYPE_CHECKING
 
 from celery import Celery
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
 TASK_TIME_LIMIT = int(os.environ.get("BACKLOT_TASK_TIME_LIMIT", 6 * 3600))
 
 
-def create_app(settings: "Settings | None" = None) -> Celery:
+def create_app(settings: Settings | None = None) -> Celery:
     """The app; its broker comes from BROKER_URL, else `settings`' database (default: the
     environment's), resolved when the app is first used to send or consume, not on import."""
     app = Celery("backlot", include=["backlot.services.worker.tasks"])
@@ -44,7 +43,7 @@ def create_app(settings: "Settings | None" = None) -> Celery:
     return app
 
 
-def _broker_settings(settings: "Settings | None") -> dict:
+def _broker_settings(settings: Settings | None) -> dict:
     from backlot.services.worker.broker import broker_url, is_embedded
 
     url = broker_url(settings)
