@@ -10,7 +10,6 @@ a cold shutdown: its running job is left to the recovery that any lost worker ge
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -19,9 +18,10 @@ import sys
 import threading
 from pathlib import Path
 
+from backlot.processes import die_with_parent
+
 log = logging.getLogger("backlot.worker")
 PARENT_ENV = "BACKLOT_PARENT_PID"
-PR_SET_PDEATHSIG = 1
 ON_PARENT_DEATH = signal.SIGQUIT  # Celery's cold shutdown: stop now, do not finish the job
 WATCH_EVERY_S = 1.0
 
@@ -61,13 +61,7 @@ def follow_parent() -> None:
 
 
 def _die_with(parent: int) -> None:
-    """Ask the kernel for ON_PARENT_DEATH when the parent dies (Linux), and leave at once if it
-    died before we asked (then we were already handed to another parent)."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, int(ON_PARENT_DEATH), 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(3)
+    die_with_parent(parent, ON_PARENT_DEATH, exit_code=3)
 
 
 def _watch(parent: int) -> None:

@@ -385,7 +385,11 @@ class _Helpers:
 
 def _helper_main(config: LearnConfig, rank: int, buffers, barrier, parent: int) -> None:
     """A spawned build worker: the same models from the same seed, its slice of every batch."""
-    _die_with_parent(parent)
+    import signal
+
+    from backlot.processes import die_with_parent
+
+    die_with_parent(parent, signal.SIGKILL, exit_code=1)  # the kernel ends this helper with the build
     from backlot.generation.device import quiet_libraries
 
     quiet_libraries()
@@ -394,18 +398,6 @@ def _helper_main(config: LearnConfig, rank: int, buffers, barrier, parent: int) 
     torch.set_num_threads(config.threads)
     torch.use_deterministic_algorithms(True)
     _fit(config, build_models(config), exchange=_GradientExchange(rank, buffers, barrier, HELPER_TIMEOUT_S))
-
-
-def _die_with_parent(parent: int) -> None:
-    """Linux: the kernel sends SIGKILL to this process when the building process dies."""
-    import ctypes
-    import signal
-    import sys
-
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # it died before the line above
-        os._exit(1)
 
 
 def _render_timesteps(scheduler, steps: int):
